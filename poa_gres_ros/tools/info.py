@@ -7,6 +7,7 @@ Use it first when something does not work on a robot: it says which optional par
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import platform
 
@@ -33,14 +34,13 @@ def collect() -> dict:
         'platform': platform.platform(),
         'poa_gres_ros': _version('poa_gres_ros'),
     }
-    for mod in ('numpy', 'torch', 'transformers', 'onnxruntime', 'tensorrt', 'cv2', 'rclpy'):
+    for mod in ('numpy', 'torch', 'transformers', 'onnxruntime', 'tensorrt', 'cv2'):
         out[mod] = _version(mod)
-    try:
-        from poa_gres_ros.msg import GresInstances  # noqa: F401
-
-        out['interfaces'] = 'poa_gres_ros.msg importable'
-    except ImportError as exc:
-        out['interfaces'] = f'unavailable ({exc}); build with colcon (make setup)'
+    # ROS parts are located, not imported: tools/ stays free of ROS imports (architecture §2).
+    for key, mod in (('rclpy', 'rclpy'), ('interfaces', 'poa_gres_ros.msg')):
+        spec = importlib.util.find_spec(mod)
+        out[key] = (f'found at {spec.origin}' if spec else
+                    'unavailable: set up ROS 2 and build the package with colcon (make setup)')
     try:
         import torch
 
