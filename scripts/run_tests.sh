@@ -11,4 +11,5 @@ set -u
 echo "[test] ruff check"
 ruff check .
 echo "[test] pytest"
+export POA_REQUIRE_ROS=1   # never skip the ROS tests silently here
 exec python -m pytest "$@"
