@@ -3,9 +3,12 @@
 Conventions:
 - World frame: z up, the table top centred at (0, 0, ``TABLE_TOP_Z_M``); metres.
 - ``CameraPose.K``: pinhole intrinsics in the OpenCV / ROS ``CameraInfo`` convention (pixel
-  (u, v) has its centre at integer coordinates), so for pybullet's symmetric OpenGL frustum
-  ``cx = (W - 1) / 2``, ``cy = (H - 1) / 2`` and ``fx = fy = (H / 2) / tan(fov_y / 2)``
-  (square pixels, pybullet ``computeProjectionMatrixFOV`` with aspect W / H).
+  (u, v) has its centre at integer coordinates, u = column, v = row). ``fx = fy = (H / 2) /
+  tan(fov_y / 2)`` (square pixels, ``computeProjectionMatrixFOV`` with aspect W / H). The
+  principal point is where TinyRenderer actually puts the optical axis, measured with a sphere
+  on the axis (its mask is symmetric about column W / 2 and row H / 2 - 1; see
+  test_tabletop_scene): ``cx = W / 2``, ``cy = H / 2 - 1``, not the ideal (W - 1) / 2,
+  (H - 1) / 2 of an exact OpenGL frustum (the renderer samples pixel corners and flips rows).
 - ``CameraPose.T_world_camera``: 4x4 pose of the optical frame (x right, y down, z forward,
   REP 103 ``*_optical_frame``) in the world frame, so ``p_world = T @ [p_cam, 1]``.
 """
@@ -66,9 +69,8 @@ class CameraPose:
     def K(self) -> np.ndarray:  # noqa: N802 - the standard symbol
         """(3, 3) float64 intrinsics, OpenCV convention (see module docstring)."""
         f = 0.5 * self.height_px / math.tan(math.radians(self.fov_y_deg) / 2.0)
-        return np.array(
-            [[f, 0.0, (self.width_px - 1) / 2.0], [0.0, f, (self.height_px - 1) / 2.0], [0, 0, 1]]
-        )
+        cx, cy = self.width_px / 2.0, self.height_px / 2.0 - 1.0  # measured, module docstring
+        return np.array([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
 
     @property
     def T_world_camera(self) -> np.ndarray:  # noqa: N802 - the standard symbol

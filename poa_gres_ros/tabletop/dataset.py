@@ -1,7 +1,9 @@
 """Generate a tabletop GRES dataset: splits, seeds, worker processes, progress and summary.
 
-Splits and seeds: scene ``i`` of split ``s`` uses the seed ``seed + SPLIT_SEED_OFFSETS[s] + i``
-(``i`` < 1,000,000), so train, val, test and test_comp come from disjoint seed ranges.
+Splits and seeds: scene ``i`` (< 1,000,000) of split ``s`` uses the scene seed
+``seed * 4,000,000 + SPLIT_SEED_OFFSETS[s] + i`` (offsets 0 / 1e6 / 2e6 / 3e6 for train / val /
+test / test_comp), so the splits come from disjoint seed ranges, and so do datasets made with
+different base seeds.
 train / val / test scenes never contain a held-out colour x type pair (``catalog.HELD_OUT_PAIRS``)
 and their expressions never name one; test_comp scenes contain one or two and every test_comp
 expression names at least one.
@@ -28,6 +30,7 @@ from poa_gres_ros.tabletop.expressions import EXPR_TYPES, TEMPLATES
 SPLITS = ('train', 'val', 'test', 'test_comp')
 SPLIT_SEED_OFFSETS = {'train': 0, 'val': 1_000_000, 'test': 2_000_000, 'test_comp': 3_000_000}
 MAX_SCENES_PER_SPLIT = 1_000_000
+SEED_BLOCK = len(SPLIT_SEED_OFFSETS) * MAX_SCENES_PER_SPLIT
 COMPOSITION = {'train': 'exclude', 'val': 'exclude', 'test': 'exclude', 'test_comp': 'require'}
 GENERATOR_VERSION = 'tabletop-1'
 SUMMARY_FILE = 'summary.json'
@@ -46,7 +49,7 @@ def scene_seed(seed: int, split: str, index: int) -> int:
         raise ValueError(f'scene index must be in [0, {MAX_SCENES_PER_SPLIT}), got {index}')
     if seed < 0:
         raise ValueError(f'seed must be >= 0, got {seed}')
-    return int(seed) + SPLIT_SEED_OFFSETS[split] + int(index)
+    return int(seed) * SEED_BLOCK + SPLIT_SEED_OFFSETS[split] + int(index)
 
 
 def pair_rules(split: str) -> dict:
@@ -121,7 +124,6 @@ def summarize(refs: list[dict], images: list[dict], annotations: list[dict]) -> 
         out[split] = {
             'images': sum(1 for im in images if im['split'] == split),
             'instances': len(anns),
-            'instances_well_visible': sum(a['well_visible'] for a in anns),
             'refs': len(rs),
             'sentences': total,
             'refs_per_expr_type': {e: sum(r['expr_type'] == e for r in rs) for e in EXPR_TYPES},

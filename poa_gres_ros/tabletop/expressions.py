@@ -202,6 +202,8 @@ def _relations(out, facts, nouns, pairs) -> None:
         if a.type_key == 'tray':
             filters.append(Filter())
         for f in filters:
+            if f.colour is None and f.noun and a.type_key in NOUN_CLASSES[f.noun].types:
+                continue  # no "the ball near the sphere": the anchor is one of the kind
             plain = Unique(f).resolve(facts)
             weight = 0.3 if plain is not None and len(plain) == 1 else 1.0
             for rel in rels:

@@ -39,11 +39,16 @@ from poa_gres_ros.tabletop.facts import (
     APPARENT_SIZE_RATIO,
     NEAR_MAX_M,
     NEAR_RATIO,
+    RELATIONS,
+    SIDES,
     SUPERLATIVE_SCALE_RATIO,
     Facts,
     Filter,
     sizable,
 )
+
+SUPERLATIVES = ('biggest', 'smallest')
+MAX_RANK = 4
 
 __all__ = [
     'Facts',
@@ -122,6 +127,10 @@ class Superlative:
     filter: Filter
     which: str
 
+    def __post_init__(self):
+        if self.which not in SUPERLATIVES:
+            raise ValueError(f'which must be one of {SUPERLATIVES}, got {self.which!r}')
+
     def resolve(self, facts: Facts) -> frozenset[int] | None:
         vis = facts.candidates(self.filter)
         if not vis or len(vis) < 2 or not sizable(self.filter.noun):
@@ -155,6 +164,12 @@ class Ordinal:
     filter: Filter
     rank: int
     side: str
+
+    def __post_init__(self):
+        if self.side not in SIDES or not 1 <= self.rank <= MAX_RANK:
+            raise ValueError(
+                f'need side in {SIDES} and rank in [1, {MAX_RANK}], got {self.side!r}, {self.rank}'
+            )
 
     def resolve(self, facts: Facts) -> frozenset[int] | None:
         vis = facts.candidates(self.filter)
@@ -225,6 +240,12 @@ class Relation:
     anchor: Unique
     count: int | None = None  # None: single target; 0: all; n >= 2: exactly n
 
+    def __post_init__(self):
+        if self.relation not in RELATIONS:
+            raise ValueError(f'relation must be one of {RELATIONS}, got {self.relation!r}')
+        if self.count is not None and (self.count < 0 or self.count == 1):
+            raise ValueError(f'count must be None, 0 or >= 2, got {self.count}')
+
     def resolve(self, facts: Facts) -> frozenset[int] | None:
         a = self.anchor.resolve(facts)
         if not a:
@@ -268,6 +289,10 @@ class Union:
     one object and the parts must not overlap."""
 
     parts: tuple
+
+    def __post_init__(self):
+        if len(self.parts) < 2 or any(isinstance(p, Union) for p in self.parts):
+            raise ValueError('a Union needs at least two parts, none of them a Union')
 
     def resolve(self, facts: Facts) -> frozenset[int] | None:
         sets = self.phrase_sets(facts)

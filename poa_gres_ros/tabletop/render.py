@@ -10,7 +10,8 @@ mask has at least ``MIN_VISIBLE_AREA_PX`` pixels (250 px at 640x480, about a 16x
 scaled with the image area for other sizes) and its box is at least ``MIN_BOX_SIDE_PX`` (8 px)
 on each side. Expressions only ever refer to well-visible objects, and an expression is not
 emitted when an object that matches its words is visible but not well visible (see
-``queries``), so no expression refers to, or is confused by, a sliver.
+``queries``), so no expression refers to, or is confused by, a sliver. Datasets annotate only
+well-visible objects (``writer``).
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 A dataset folder holds:
 - ``instances.json``: COCO ``images`` (plus ``K``, ``camera``, ``lighting``, ``split``,
-  ``scene_seed``, ``view_index``), ``annotations`` (one per object with at least one visible
-  pixel; ``segmentation`` is COCO RLE from ``pycocotools.mask.encode`` with ``counts`` as str,
-  ``bbox`` [x, y, w, h] px, ``area`` px, ``iscrowd`` 0, plus ``colour``, ``size_class``,
-  ``scale``, ``centre_xyz_m`` and ``well_visible``) and ``categories`` (one per object type).
+  ``scene_seed``, ``view_index``), ``annotations`` (one per *well-visible* object, see
+  ``render``: objects with a tiny visible mask are dropped; ``segmentation`` is COCO RLE from
+  ``pycocotools.mask.encode`` with ``counts`` as str, ``bbox`` [x, y, w, h] px, ``area`` px,
+  ``iscrowd`` 0, plus ``colour``, ``size_class``, ``scale`` and ``centre_xyz_m``) and
+  ``categories`` (one per object type).
 - ``grefs(unc).json``: a list of refs ``{ref_id, image_id, file_name, split, ann_id,
   category_id, no_target, sentences, sent_ids}`` as in gRefCOCO, where ``ann_id`` is ``[-1]``
   and ``category_id`` ``[-1]`` for no-target, and ``sentences`` are ``{raw, sent, sent_id,
@@ -64,7 +65,7 @@ def view_record(scene, view, referrals, *, split: str, file_name: str, view_inde
     from pycocotools import mask as mask_utils
 
     objects = []
-    for idx, seen in sorted(view.in_view.items()):
+    for idx in view.well_visible():
         obj = scene.objects[idx]
         rle = encode_mask(view.mask(idx))
         coco_rle = {'size': rle['size'], 'counts': rle['counts'].encode('ascii')}
@@ -79,7 +80,6 @@ def view_record(scene, view, referrals, *, split: str, file_name: str, view_inde
                 'segmentation': rle,
                 'area': int(mask_utils.area(coco_rle)),
                 'bbox': _r(mask_utils.toBbox(coco_rle), 2),
-                'well_visible': seen.well_visible,
             }
         )
     refs = [
@@ -156,7 +156,6 @@ class GRefWriter:
                     'size_class': o['size_class'],
                     'scale': o['scale'],
                     'centre_xyz_m': o['centre_xyz_m'],
-                    'well_visible': o['well_visible'],
                 }
             )
         stem, ext = os.path.splitext(rec['file_name'])
