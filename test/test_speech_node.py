@@ -111,6 +111,7 @@ def measure_wer(refs: list[str], hyps: list[str], label: str) -> float:
     return wer
 
 
+@pytest.mark.slow
 def test_bad_audio_silence_and_spoken_commands_whisper(ros_node, spawn):
     """Bad chunks are dropped, silence/noise give nothing, 8 commands give WER <= 15%."""
     from poa_gres_ros.speech.audio import read_wav_mono_16k
@@ -205,17 +206,32 @@ def test_wav_file_input_48k_stereo(ros_node, spawn, tmp_path):
         probe.close()
 
 
-def test_low_confidence_is_dropped_with_log_line(ros_node, spawn):
-    """With confidence_threshold 0.99 the utterance is recognised, logged and not published."""
-    path, _ = fixtures()[0]
-    proc, probe = start_node(
-        ros_node,
-        spawn,
-        'confidence_threshold:=0.99',
-        f'wav_file:={path}',
-        'wav_realtime_factor:=0.0',
-    )
+def test_threshold_set_at_runtime_drops_low_confidence(ros_node, spawn):
+    """confidence_threshold is dynamic: at 0.99 the command is logged and not published.
+
+    Read-only parameters (backend) refuse runtime changes.
+    """
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    from poa_gres_ros.speech.audio import read_wav_mono_16k
+
+    proc, probe = start_node(ros_node, spawn)
+    client = ros_node.create_client(SetParameters, '/speech_node/set_parameters')
     try:
+        assert client.wait_for_service(20.0)
+
+        def set_param(name, value):
+            request = SetParameters.Request(
+                parameters=[Parameter(name, value=value).to_parameter_msg()]
+            )
+            future = client.call_async(request)
+            assert spin_until(ros_node, future.done, 10.0, proc)
+            return future.result().results[0]
+
+        assert not set_param('backend', 'pocketsphinx').successful
+        assert set_param('confidence_threshold', 0.99).successful
+        probe.stream(read_wav_mono_16k(fixtures()[0][0]), proc)
         assert spin_until(
             ros_node, lambda: probe.count('dropped_low_confidence') == 1, 60.0, proc
         ), probe.diag
@@ -223,4 +239,5 @@ def test_low_confidence_is_dropped_with_log_line(ros_node, spawn):
         assert probe.texts == [] and probe.count('published') == 0
         assert '< threshold 0.99' in proc.log()
     finally:
+        ros_node.destroy_client(client)
         probe.close()
