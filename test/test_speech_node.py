@@ -206,17 +206,18 @@ def test_wav_file_input_48k_stereo(ros_node, spawn, tmp_path):
         probe.close()
 
 
-def test_threshold_set_at_runtime_drops_low_confidence(ros_node, spawn):
+def test_runtime_threshold_and_audio_stopping_mid_utterance(ros_node, spawn):
     """confidence_threshold is dynamic: at 0.99 the command is logged and not published.
 
-    Read-only parameters (backend) refuse runtime changes.
+    Read-only parameters (backend) refuse runtime changes. When the audio stops inside an
+    utterance (microphone unplugged), the utterance is closed after audio_timeout_s.
     """
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
 
     from poa_gres_ros.speech.audio import read_wav_mono_16k
 
-    proc, probe = start_node(ros_node, spawn)
+    proc, probe = start_node(ros_node, spawn, 'audio_timeout_s:=0.5')
     client = ros_node.create_client(SetParameters, '/speech_node/set_parameters')
     try:
         assert client.wait_for_service(20.0)
@@ -238,6 +239,30 @@ def test_threshold_set_at_runtime_drops_low_confidence(ros_node, spawn):
         spin_until(ros_node, lambda: False, 0.5, proc)
         assert probe.texts == [] and probe.count('published') == 0
         assert '< threshold 0.99' in proc.log()
+
+        assert set_param('confidence_threshold', 0.0).successful
+        cube = read_wav_mono_16k(fixtures()[3][0])  # grab the biggest cube, speech 0.6-2.3 s
+        probe.stream(cube[: int(16000 * 2.0)], proc)  # stops in the middle of the speech
+        assert spin_until(ros_node, lambda: len(probe.texts) == 1, 30.0, proc), probe.diag
+        assert 'audio stopped inside an utterance' in proc.log()
+        assert 'grab' in probe.texts[0].lower(), probe.texts
     finally:
         ros_node.destroy_client(client)
         probe.close()
+
+
+def test_invalid_parameters_stop_startup_with_a_reason():
+    """A bad parameter value ends the process with status 1 and a fatal log line (no model)."""
+    import subprocess
+    import sys
+
+    for param, reason in (('backend:=vosk', 'use one of'), ('vad.threshold:=2.0', 'range')):
+        res = subprocess.run(
+            [sys.executable, 'scripts/speech_node', '--ros-args', '-p', param],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert 'cannot start' in res.stderr and reason in res.stderr, res.stderr

@@ -26,6 +26,7 @@ import time
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -45,13 +46,15 @@ class SpeechNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('speech_node', **kwargs)
+        self._stop = threading.Event()
+        self._wav_thread: threading.Thread | None = None
+        self.pipeline: SpeechPipeline | None = None
         self.params = p = declare_speech_params(self)
         log = self.get_logger()
         self._started = time.monotonic()
         self._last_audio: float | None = None
         self._last_bad = ''
         self._bad_since_diag = 0
-        self._stop = threading.Event()
         self._lock = threading.Lock()
 
         prompt = p.prompt() if p.backend == 'whisper' else ''
@@ -69,6 +72,8 @@ class SpeechNode(Node):
             self.recognizer = create_recognizer('pocketsphinx')
         self.load_ms = (time.perf_counter() - t0) * 1000.0
         self.warmup_ms = self.recognizer.warm_up()
+        if not self.context.ok():  # Ctrl-C while the model loaded
+            raise ExternalShutdownException()
         log.info(
             f'{p.backend} recogniser loaded in {self.load_ms:.0f} ms (warm-up decode '
             f'{self.warmup_ms:.0f} ms); prompt: {prompt!r}'
@@ -100,7 +105,6 @@ class SpeechNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pipeline.start()
         self._timer = self.create_timer(p.diagnostics_period_s, self._on_timer)
-        self._wav_thread = None
         if p.wav_file:
             self._wav_thread = threading.Thread(
                 target=self._play_wav, name='wav-input', daemon=True
@@ -241,12 +245,17 @@ class SpeechNode(Node):
         self._stop.set()
         if self._wav_thread is not None:
             self._wav_thread.join(2.0)
-        self.pipeline.stop()
+        if self.pipeline is not None:
+            self.pipeline.stop()
         super().destroy_node()
 
 
 def main(args=None) -> int:
-    """Entry point of scripts/speech_node: spin until Ctrl-C (exit 0); 1 if startup fails."""
+    """Entry point of scripts/speech_node: spin until Ctrl-C (exit 0); 1 if startup fails.
+
+    Ctrl-C while the model loads also exits 0: rclpy's signal handler shuts the context down,
+    and the next ROS call fails, which is recognised here as a shutdown, not as an error.
+    """
     rclpy.init(args=args)
     node = None
     rc = 0
@@ -255,9 +264,10 @@ def main(args=None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (FileNotFoundError, ValueError, RuntimeError, ImportError) as exc:
-        rclpy.logging.get_logger('speech_node').fatal(f'cannot start: {exc}')
-        rc = 1
+    except (FileNotFoundError, ValueError, RuntimeError, ImportError, ParameterException) as exc:
+        if rclpy.ok():  # not a Ctrl-C during startup
+            rclpy.logging.get_logger('speech_node').fatal(f'cannot start: {exc}')
+            rc = 1
     finally:
         if node is not None:
             node.destroy_node()

@@ -191,7 +191,7 @@ class PocketsphinxRecognizer(Recognizer):
         vocab = vocabulary or Vocabulary()
         t0 = time.perf_counter()
         self._decoder = Decoder(
-            lm=None, samprate=TARGET_RATE_HZ, dither=True, seed=1, loglevel='ERROR'
+            lm=None, samprate=TARGET_RATE_HZ, dither=True, seed=1, loglevel='FATAL'
         )
         for word, phones in vocab.extra_pronunciations.items():
             if self._decoder.lookup_word(word) is None:
