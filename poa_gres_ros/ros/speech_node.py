@@ -128,6 +128,10 @@ class SpeechNode(Node):
             self.get_logger().warning(
                 f'dropped bad audio message: {exc}', throttle_duration_sec=5.0
             )
+        except Exception as exc:  # boundary: an unexpected VAD/runtime error must not kill spin
+            self.get_logger().error(
+                f'audio chunk failed: {type(exc).__name__}: {exc}', throttle_duration_sec=5.0
+            )
 
     def _on_bad_qos(self, event) -> None:
         self.get_logger().error(

@@ -6,7 +6,8 @@ its own resampler, Silero VAD state and :class:`UtteranceSegmenter`, so decoding
 cutting cost a few milliseconds per 100 ms chunk on the caller's thread. Finished utterances
 go through a bounded queue to one worker thread that runs the recogniser, so audio keeps
 flowing while a (0.3-1 s) decode runs. When the queue is full the oldest waiting utterance is
-dropped (the newest instruction matters most to a robot) and counted.
+dropped (the newest instruction matters most to a robot) and counted. A stream expects one
+source: a change of rate/channels/format between chunks ends the open utterance.
 
 Every outcome is reported through ``on_event(SpeechEvent)``: 'published' (confidence at or
 above the threshold), 'low_confidence', 'empty' or 'queue_full'. The callback runs on the
@@ -185,10 +186,10 @@ class SpeechPipeline:
             st = self._streams.pop(stream, None)
             if st is None:
                 return 0
+            n = 0
             if st.resampler is not None:
-                tail = st.resampler.flush()
-                self._enqueue(st.segmenter.feed(tail), stream)
-            return self._enqueue(st.segmenter.flush(), stream)
+                n += self._enqueue(st.segmenter.feed(st.resampler.flush()), stream)
+            return n + self._enqueue(st.segmenter.flush(), stream)
 
     def _stream(self, name: str) -> _Stream:
         if name not in self._streams:
