@@ -137,6 +137,10 @@ class PredictionHeads(nn.Module):
         self.relevance = nn.Linear(dim, 1)
         self.aggregation = InstanceAggregation(cfg, num_queries)
 
+    def mask_logits(self, queries: Tensor, mask_features: Tensor) -> Tensor:
+        """Only the instance mask logits S (B, N, Hm, Wm) of raw decoder queries (B, N, C)."""
+        return torch.einsum('bnd,bdhw->bnhw', self.mask_embed(self.norm(queries)), mask_features)
+
     def forward(
         self, queries: Tensor, mask_features: Tensor, text: Tensor, token_mask: Tensor
     ) -> dict[str, Tensor]:

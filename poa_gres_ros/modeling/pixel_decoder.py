@@ -196,10 +196,18 @@ class MSDeformAttnPixelDecoder(nn.Module):
             for _ in range(cfg.num_encoder_layers)
         )
         self.lateral_conv = _conv_gn(in_channels['res2'], dim, 1, groups, relu=False)
-        self.output_conv = _conv_gn(dim, dim, 3, groups, relu=True)
+        if cfg.fpn_conv == 'separable':
+            self.output_conv = nn.Sequential(
+                nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False),
+                *_conv_gn(dim, dim, 1, groups, relu=True),
+            )
+        else:
+            self.output_conv = _conv_gn(dim, dim, 3, groups, relu=True)
         self.mask_features = nn.Conv2d(dim, cfg.mask_dim, 1)
-        for conv in (self.lateral_conv[0], self.output_conv[0], self.mask_features):
-            nn.init.kaiming_uniform_(conv.weight, a=1)
+        for mod in (self.lateral_conv, self.output_conv, self.mask_features):
+            for conv in mod.modules():
+                if isinstance(conv, nn.Conv2d):
+                    nn.init.kaiming_uniform_(conv.weight, a=1)
         nn.init.zeros_(self.mask_features.bias)
 
     def forward(self, features: dict[str, Tensor]) -> tuple[Tensor, list[Tensor]]:

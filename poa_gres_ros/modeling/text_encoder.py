@@ -9,6 +9,7 @@ is read from its config (``TextEncoder.hidden_size``), never assumed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -62,6 +63,22 @@ def load_tokenizer(cfg: TextConfig, model_dir: str | os.PathLike | None = None):
             '; character offsets for phrase grounding need one'
         )
     return tok
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 @dataclass
@@ -146,9 +163,12 @@ class TextEncoder(nn.Module):
 
         path = resolve_text_source(cfg, model_dir)
         if cfg.pretrained if load_weights is None else load_weights:
-            self.model = AutoModel.from_pretrained(
-                path, local_files_only=True, add_pooling_layer=False
-            )
+            # the checkpoint's unused pooler weights make transformers print a load report;
+            # the pooler is dropped on purpose (spec §2.2), so keep the log quiet
+            with _quiet_transformers():
+                self.model = AutoModel.from_pretrained(
+                    path, local_files_only=True, add_pooling_layer=False
+                )
         else:
             hf_cfg = AutoConfig.from_pretrained(path, local_files_only=True)
             for key, value in cfg.random_init_overrides.items():
