@@ -41,15 +41,16 @@ def ms_deform_attn_core(
     _, lq, _, levels, points, _ = sampling_locations.shape
     values = value.split([h * w for h, w in spatial_shapes], dim=1)
     grids = 2 * sampling_locations - 1
-    sampled = []
-    for lid, (h, w) in enumerate(spatial_shapes):
+    weights = attention_weights.transpose(1, 2).reshape(b * heads, 1, lq, levels, points)
+    out = None
+    for lid, (h, w) in enumerate(spatial_shapes):  # accumulate per level: no stacked copy
         v = values[lid].flatten(2).transpose(1, 2).reshape(b * heads, dh, h, w)
         g = grids[:, :, :, lid].transpose(1, 2).flatten(0, 1)  # (B*heads, Lq, points, 2)
-        sampled.append(
-            F.grid_sample(v, g, mode='bilinear', padding_mode='zeros', align_corners=False)
+        sampled = F.grid_sample(
+            v, g, mode='bilinear', padding_mode='zeros', align_corners=False
         )  # (B*heads, Dh, Lq, points)
-    weights = attention_weights.transpose(1, 2).reshape(b * heads, 1, lq, levels * points)
-    out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)
+        level = (sampled * weights[..., lid, :]).sum(-1)
+        out = level if out is None else out + level
     return out.view(b, heads * dh, lq).transpose(1, 2)
 
 

