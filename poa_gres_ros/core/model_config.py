@@ -403,7 +403,7 @@ def _tabletop() -> POAConfig:
         pixel_decoder=PixelDecoderConfig(
             conv_dim=128,
             mask_dim=128,
-            num_encoder_layers=3,
+            num_encoder_layers=2,
             num_heads=4,
             num_points=4,
             dim_feedforward=512,
