@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from poa_gres_ros.core.config import Thresholds
 from poa_gres_ros.core.metrics import GresEvaluator, RefZomEvaluator
+from poa_gres_ros.core.results import GresPrediction, InstanceResult
 from poa_gres_ros.training.datasets.gres_dataset import collate_gres
 
 
@@ -35,15 +36,15 @@ class EvalResult:
         refzom: Ref-ZOM metrics (oIoU, mIoU, Acc, Pr@X) when the records carry Ref-ZOM
             sources, else None.
         samples: per sample: index, sentence, expr_type, outcome, iou, no_target_prob.
-        examples: up to ``keep_examples`` (index, pred_mask (H, W) bool, gt_mask) for overlays,
-            at the evaluation size.
+        examples: up to ``keep_examples`` (index, GresPrediction, gt_mask (H, W) bool) for
+            overlays, at the evaluation size.
         eval_size: description of the evaluation resolution.
     """
 
     summary: dict
     refzom: dict | None
     samples: list[dict]
-    examples: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
+    examples: list[tuple[int, GresPrediction, np.ndarray]] = field(default_factory=list)
     eval_size: str = 'input'
 
 
@@ -72,23 +73,62 @@ def model_inputs(batch: dict, dtype=torch.float32) -> dict:
 
 
 @torch.no_grad()
-def postprocess(out, size_hw: tuple[int, int], thresholds: Thresholds, blank_on_no_target=True):
-    """Final masks and no-target decisions from a POAOutput.
+def postprocess(
+    merged_mask_logits: torch.Tensor,
+    no_target_logits: torch.Tensor,
+    size_hw: tuple[int, int],
+    thresholds: Thresholds,
+    blank_on_no_target: bool = True,
+):
+    """Final masks and no-target decisions (``Predictor.predict_batch`` rules).
 
     Args:
-        out: POAOutput with ``merged_mask_logits`` (B, Hm, Wm) and ``no_target_logits`` (B, 2).
+        merged_mask_logits: (B, Hm, Wm) pre-sigmoid merged mask M.
+        no_target_logits: (B, 2), column 1 = no-target.
         size_hw: output (H, W).
     Returns:
         ``(masks, no_target, no_target_prob)``: (B, H, W) bool, (B,) bool, (B,) float32 numpy.
     """
-    prob = out.merged_mask_logits.float().sigmoid()[:, None]
+    prob = merged_mask_logits.float().sigmoid()[:, None]
     prob = F.interpolate(prob, size=tuple(size_hw), mode='bilinear', align_corners=False)[:, 0]
     masks = (prob > thresholds.mask).cpu().numpy()
-    nt_prob = out.no_target_logits.float().softmax(-1)[:, 1].cpu().numpy()
+    nt_prob = no_target_logits.float().softmax(-1)[:, 1].cpu().numpy()
     nt = nt_prob > thresholds.no_target
     if blank_on_no_target:
         masks[nt] = False
     return masks, nt, nt_prob.astype(np.float32)
+
+
+@torch.no_grad()
+def prediction_of(out, j: int, size_hw, thresholds: Thresholds, blank: bool, text: str):
+    """``GresPrediction`` of sample ``j`` of a POAOutput, for overlays (no phrase spans).
+
+    Instances: queries with relevance > ``thresholds.relevance`` (highest first, at most
+    ``max_instances``), mask ``sigmoid(upsample(S_i)) > thresholds.mask``, non-empty; none
+    when no-target is predicted and ``blank``.
+    """
+    masks, nt, nt_prob = postprocess(
+        out.merged_mask_logits[j : j + 1],
+        out.no_target_logits[j : j + 1],
+        size_hw,
+        thresholds,
+        blank,
+    )
+    rel = out.relevance_logits[j].float().sigmoid()
+    inst = []
+    if not (blank and nt[0]):
+        order = [int(q) for q in rel.argsort(descending=True) if rel[q] > thresholds.relevance]
+        order = order[: thresholds.max_instances]
+        if order:
+            logits = out.mask_logits[j, order].float()[None]
+            up = F.interpolate(logits, size=tuple(size_hw), mode='bilinear', align_corners=False)
+            bins = (up[0].sigmoid() > thresholds.mask).cpu().numpy()
+            inst = [
+                InstanceResult(bins[k], float(rel[q]), None, q)
+                for k, q in enumerate(order)
+                if bins[k].any()
+            ]
+    return GresPrediction(inst, masks[0], bool(nt[0]), float(nt_prob[0]), text)
 
 
 def _gt_at(dataset, index: int, eval_size, batch_gt: torch.Tensor) -> np.ndarray:
@@ -157,8 +197,13 @@ def evaluate_dataset(
             size = {'input': dataset.size_hw, 'source': (rec.height, rec.width)}.get(
                 eval_size if isinstance(eval_size, str) else '', tuple(eval_size)
             )
-            one = _slice_output(out, j)
-            masks, nt, nt_prob = postprocess(one, size, thresholds, blank)
+            masks, nt, nt_prob = postprocess(
+                out.merged_mask_logits[j : j + 1],
+                out.no_target_logits[j : j + 1],
+                size,
+                thresholds,
+                blank,
+            )
             gt = _gt_at(dataset, idx, eval_size, batch['gt_masks'][j])
             k = 2 if rec.expr_type == 'multi' else 1  # the record's type (crowd-independent)
             res = gres.add(masks[0], gt, bool(nt[0]), rec.no_target, k)
@@ -175,17 +220,9 @@ def evaluate_dataset(
                 }
             )
             if idx in keep:
-                examples.append((idx, masks[0], gt))
+                examples.append(
+                    (idx, prediction_of(out, j, size, thresholds, blank, rec.sentence), gt)
+                )
     model.train(was_training)
     desc = eval_size if isinstance(eval_size, str) else f'{eval_size[0]}x{eval_size[1]}'
     return EvalResult(gres.summary(), zom.summary() if is_refzom else None, samples, examples, desc)
-
-
-class _One:
-    def __init__(self, out, j):
-        self.merged_mask_logits = out.merged_mask_logits[j : j + 1]
-        self.no_target_logits = out.no_target_logits[j : j + 1]
-
-
-def _slice_output(out, j):
-    return _One(out, j)

@@ -1,9 +1,9 @@
 """Evaluation reports: ``report.json``, ``report.md`` and matplotlib figures.
 
 Figures per split: the IoU histogram of targeted samples, cIoU / gIoU per expression type,
-and a grid of overlays (prediction filled cyan, GT outline red, sentence and IoU in the
-title), drawn by :func:`overlay` (prediction vs GT, which the instance-colour overlay of the
-node's visualiser does not show).
+and a grid of overlays (predicted instances in colour, GT outline red, sentence and IoU in the
+title), drawn by :func:`overlay`: the node's ``draw_overlay`` of the prediction plus the GT
+outline in red.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 import cv2
 import numpy as np
 
+from poa_gres_ros.core.results import GresPrediction
 from poa_gres_ros.training.datasets.records import read_rgb
 
 METRIC_KEYS = ('cIoU', 'gIoU', 'N-acc', 'T-acc', 'Pr@0.7', 'Pr@0.8', 'Pr@0.9')
@@ -25,13 +26,15 @@ def _fmt(v) -> str:
     return '–' if v is None else f'{v:.2f}'
 
 
-def overlay(image_rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8: prediction blended in cyan, GT outline in red (at the mask size)."""
-    h, w = pred.shape
+def overlay(image_rgb: np.ndarray, pred: GresPrediction, gt: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 at the mask size: ``core.visualize.draw_overlay`` of the prediction
+    (instances in colour, final mask outlined white, no-target label) plus the GT outline in
+    red."""
+    from poa_gres_ros.core.visualize import draw_overlay
+
+    h, w = gt.shape
     img = cv2.resize(image_rgb, (w, h), interpolation=cv2.INTER_LINEAR)
-    out = img.astype(np.float32)
-    out[pred] = 0.5 * out[pred] + 0.5 * np.array([0, 210, 255], np.float32)
-    out = out.clip(0, 255).astype(np.uint8)
+    out = draw_overlay(img, pred, show_instruction=False)
     contours, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(out, contours, -1, (230, 30, 30), max(1, round(min(h, w) / 160)))
     return out
