@@ -288,3 +288,47 @@ def test_param_groups_lrs_and_no_decay():
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert sum(p.numel() for g in groups for p in g['params']) == n_trainable
     assert np.isfinite(n_trainable)
+
+
+@pytest.mark.slow  # two torchrun worker processes, each builds the model (~30-60 s shared CPU)
+def test_ddp_two_cpu_processes_with_torchrun(data_root, tmp_path):
+    import subprocess
+    import sys
+
+    cfg_path = tmp_path / 'ddp.yaml'
+    out = tmp_path / 'out'
+    cfg_path.write_text(
+        f'model: {{preset: tiny}}\n'
+        f'data: {{root: {data_root}, train_splits: [train], val_splits: [val]}}\n'
+        f'batch_size: 2\noutput_dir: {out}\nprogress: false\nnum_threads: 1\n'
+        f'schedule: {{max_iters: 4, warmup_iters: 1}}\ncriterion: {{num_points: 64}}\n'
+        f'checkpoint_every: 2\nlog_every: 2\n'
+    )
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node',
+            '2',
+            '--master_port',
+            str(29500 + os.getpid() % 1000),
+            '-m',
+            'poa_gres_ros.tools.cli',
+            'train',
+            '--config',
+            str(cfg_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.load(open(out / 'train_summary.json'))
+    # 8 train sentences, 2 processes x batch 2: 2 steps per epoch, 4 steps in all
+    assert summary['world_size'] == 2 and summary['iterations'] == 4
+    assert summary['train_samples'] == 8
+    assert sorted(os.listdir(out / 'checkpoints')) == ['iter_0000002', 'iter_0000004', 'last']
+    assert (out / 'model' / 'model.safetensors').is_file()

@@ -122,7 +122,16 @@ class Trainer:
             LOG.info('resumed from %s at iteration %d', path, self.iteration)
         self.net = self.model
         if self.world > 1:
-            find_unused = cfg.ablation in ('no_poa', 'merged_only')
+            # ablations leave some parameters without gradient (POA projections without the
+            # POA loss, the IA slope under hard selection)
+            crit = cfg.effective_criterion()
+            find_unused = (
+                cfg.ablation != 'full'
+                or not crit.instance_supervision
+                or not all(
+                    (crit.weight_phrase, crit.weight_score, crit.weight_merged, crit.weight_nt)
+                )
+            )
             ids = [self.device.index] if self.device.type == 'cuda' else None
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=ids, find_unused_parameters=find_unused
