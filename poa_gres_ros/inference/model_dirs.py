@@ -21,11 +21,17 @@ def model_search_dirs() -> list[Path]:
     """The directories searched for bare model names, in order (existing or not)."""
     dirs = [Path(p) for p in os.environ.get(ENV_VAR, '').split(os.pathsep) if p]
     try:
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs.append(Path(get_package_share_directory('poa_gres_ros')) / 'models')
-    except Exception:  # not a ROS install, or the package is not registered: skip this place
+        from ament_index_python.packages import (
+            PackageNotFoundError,
+            get_package_share_directory,
+        )
+    except ImportError:  # no ROS 2 Python here: skip this place
         pass
+    else:
+        try:
+            dirs.append(Path(get_package_share_directory('poa_gres_ros')) / 'models')
+        except (PackageNotFoundError, ValueError, LookupError):  # package not registered
+            pass
     dirs.append(Path(sys.prefix) / 'share' / 'poa_gres_ros' / 'models')
     dirs.append(Path(__file__).resolve().parents[2] / 'models')
     out: list[Path] = []

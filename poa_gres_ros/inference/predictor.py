@@ -221,6 +221,11 @@ class Predictor:
         """Forget the current instruction (cached features stay in the LRU)."""
         self._current = None
 
+    def clear_cache(self) -> None:
+        """Empty the LRU text-feature cache (the current instruction stays set)."""
+        with self._state_lock:
+            self._cache.clear()
+
     # --- prediction ----------------------------------------------------------------------
     def predict(
         self, image_rgb: np.ndarray, thresholds: Thresholds | None = None

@@ -42,12 +42,20 @@ class EfficientNetLite0Backbone(nn.Module):
         image_size_hw: network input size; sets the static 'SAME' padding of the convs (the
             padding is the same for every even size, so other multiples of 32 also work).
         pretrained: load the packaged ImageNet weights.
+        fuse: fold every BatchNorm into its conv and turn symmetric 'SAME' paddings into conv
+            padding (``fuse_for_inference``). Only for a frozen backbone: the BatchNorm layers
+            disappear, so it can no longer be trained.
     Input normalisation of the TF weights: ``(rgb - 127) / 128``.
     """
 
     uses_text = False
 
-    def __init__(self, image_size_hw: tuple[int, int] = (384, 512), pretrained: bool = True):
+    def __init__(
+        self,
+        image_size_hw: tuple[int, int] = (384, 512),
+        pretrained: bool = True,
+        fuse: bool = False,
+    ):
         super().__init__()
         try:
             from efficientnet_lite_pytorch import EfficientNet
@@ -69,6 +77,41 @@ class EfficientNetLite0Backbone(nn.Module):
         self._drop_connect = net._global_params.drop_connect_rate or 0.0
         self._num_blocks = len(net._blocks)
         self.out_channels = dict(CHANNELS)
+        if fuse:
+            self.fuse_for_inference()
+
+    @torch.no_grad()
+    def fuse_for_inference(self) -> None:
+        """Fold BatchNorm (eval statistics) into the preceding convs and replace explicit
+        symmetric zero padding by the conv's own padding: same outputs (float rounding), about
+        a fifth less time on CPU. Parameters are frozen afterwards."""
+        from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+        def fold(conv: nn.Conv2d, bn: nn.Module) -> None:
+            w, b = fuse_conv_bn_weights(
+                conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+            )
+            conv.weight, conv.bias = w, b
+            pad = getattr(conv, 'static_padding', None)
+            if isinstance(pad, nn.ZeroPad2d):
+                left, right, top, bottom = pad.padding
+                if left == right and top == bottom:
+                    conv.padding = (top, left)
+                    conv.static_padding = nn.Identity()
+
+        stem = self.body['stem']
+        fold(stem[0], stem[1])
+        stem[1] = nn.Identity()
+        for block in self.body['blocks']:
+            for conv_name, bn_name in (
+                ('_expand_conv', '_bn0'),
+                ('_depthwise_conv', '_bn1'),
+                ('_project_conv', '_bn2'),
+            ):
+                if hasattr(block, conv_name):
+                    fold(getattr(block, conv_name), getattr(block, bn_name))
+                    setattr(block, bn_name, nn.Identity())
+        self.requires_grad_(False)
 
     def forward(
         self, images: Tensor, text: Tensor | None = None, text_mask: Tensor | None = None

@@ -23,7 +23,9 @@ from poa_gres_ros.modeling.text_encoder import TextEncoder, load_tokenizer
 def _efficientnet(cfg: POAConfig, text_dim: int, pretrained: bool) -> nn.Module:
     from poa_gres_ros.modeling.backbone_efficientnet import EfficientNetLite0Backbone
 
-    return EfficientNetLite0Backbone(cfg.input.size_hw, pretrained=pretrained)
+    return EfficientNetLite0Backbone(
+        cfg.input.size_hw, pretrained=pretrained, fuse=cfg.backbone.frozen
+    )
 
 
 def _swin(cfg: POAConfig, text_dim: int, pretrained: bool) -> nn.Module:

@@ -13,6 +13,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def _tracing() -> bool:
+    """True while torch.compile / torch.export / the ONNX exporters trace the model."""
+    compiler = torch.compiler
+    exporting = getattr(compiler, 'is_exporting', lambda: False)()
+    return bool(compiler.is_compiling() or exporting or torch.jit.is_tracing())
+
+
 class PositionEmbeddingSine(nn.Module):
     """Normalised 2-D sine position embedding (DETR / Mask2Former ``PositionEmbeddingSine``).
 
@@ -25,16 +32,32 @@ class PositionEmbeddingSine(nn.Module):
         super().__init__()
         self.num_pos_feats = num_pos_feats
         self.temperature = temperature
+        self._cache: dict[tuple, Tensor] = {}
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: (B, C, H, W) any dtype; returns (1, 2 * num_pos_feats, H, W) in x's dtype."""
+        """x: (B, C, H, W) any dtype; returns (1, 2 * num_pos_feats, H, W) in x's dtype.
+
+        The embedding depends only on (H, W), so eager calls reuse a small per-size cache
+        (not while tracing or exporting, where it is recomputed as graph ops).
+        """
         h, w = x.shape[-2:]
+        if _tracing():
+            return self._compute(h, w, x.device, x.dtype)
+        key = (int(h), int(w), x.device, x.dtype, torch.is_inference_mode_enabled())
+        pos = self._cache.get(key)
+        if pos is None:
+            if len(self._cache) >= 16:
+                self._cache.clear()
+            pos = self._cache[key] = self._compute(h, w, x.device, x.dtype)
+        return pos
+
+    def _compute(self, h, w, device, dtype) -> Tensor:
         eps, scale = 1e-6, 2 * math.pi
-        y_embed = torch.arange(1, h + 1, device=x.device, dtype=torch.float32)
-        x_embed = torch.arange(1, w + 1, device=x.device, dtype=torch.float32)
+        y_embed = torch.arange(1, h + 1, device=device, dtype=torch.float32)
+        x_embed = torch.arange(1, w + 1, device=device, dtype=torch.float32)
         y_embed = (y_embed / (y_embed[-1:] + eps) * scale)[:, None].expand(h, w)
         x_embed = (x_embed / (x_embed[-1:] + eps) * scale)[None, :].expand(h, w)
-        dim_t = torch.arange(self.num_pos_feats, device=x.device, dtype=torch.float32)
+        dim_t = torch.arange(self.num_pos_feats, device=device, dtype=torch.float32)
         dim_t = self.temperature ** (
             2 * torch.div(dim_t, 2, rounding_mode='floor') / self.num_pos_feats
         )
@@ -42,7 +65,7 @@ class PositionEmbeddingSine(nn.Module):
         pos_y = y_embed[:, :, None] / dim_t
         pos_x = torch.stack((pos_x[:, :, 0::2].sin(), pos_x[:, :, 1::2].cos()), dim=3).flatten(2)
         pos_y = torch.stack((pos_y[:, :, 0::2].sin(), pos_y[:, :, 1::2].cos()), dim=3).flatten(2)
-        return torch.cat((pos_y, pos_x), dim=2).permute(2, 0, 1)[None].to(x.dtype)
+        return torch.cat((pos_y, pos_x), dim=2).permute(2, 0, 1)[None].to(dtype)
 
 
 class MLP(nn.Module):

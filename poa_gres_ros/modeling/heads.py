@@ -33,7 +33,8 @@ def poa_token_mask(attention_mask: Tensor, exclude_special: bool) -> Tensor:
     pos = torch.arange(valid.shape[1], device=valid.device)[None, :]
     last = valid.long().sum(1, keepdim=True) - 1
     content = valid & (pos > 0) & (pos != last)
-    return torch.where(content.any(1, keepdim=True), content, valid)
+    # logical ops, not torch.where: ONNX Runtime has no Where kernel for bool tensors
+    return content | (valid & ~content.any(1, keepdim=True))
 
 
 def phrase_alignment(
@@ -136,6 +137,10 @@ class PredictionHeads(nn.Module):
         self.mask_embed = MLP(dim, dim, mask_dim, cfg.mask_mlp_layers)
         self.relevance = nn.Linear(dim, 1)
         self.aggregation = InstanceAggregation(cfg, num_queries)
+
+    def mask_logits(self, queries: Tensor, mask_features: Tensor) -> Tensor:
+        """Only the instance mask logits S (B, N, Hm, Wm) of raw decoder queries (B, N, C)."""
+        return torch.einsum('bnd,bdhw->bnhw', self.mask_embed(self.norm(queries)), mask_features)
 
     def forward(
         self, queries: Tensor, mask_features: Tensor, text: Tensor, token_mask: Tensor

@@ -41,15 +41,16 @@ def ms_deform_attn_core(
     _, lq, _, levels, points, _ = sampling_locations.shape
     values = value.split([h * w for h, w in spatial_shapes], dim=1)
     grids = 2 * sampling_locations - 1
-    sampled = []
-    for lid, (h, w) in enumerate(spatial_shapes):
+    weights = attention_weights.transpose(1, 2).reshape(b * heads, 1, lq, levels, points)
+    out = None
+    for lid, (h, w) in enumerate(spatial_shapes):  # accumulate per level: no stacked copy
         v = values[lid].flatten(2).transpose(1, 2).reshape(b * heads, dh, h, w)
         g = grids[:, :, :, lid].transpose(1, 2).flatten(0, 1)  # (B*heads, Lq, points, 2)
-        sampled.append(
-            F.grid_sample(v, g, mode='bilinear', padding_mode='zeros', align_corners=False)
+        sampled = F.grid_sample(
+            v, g, mode='bilinear', padding_mode='zeros', align_corners=False
         )  # (B*heads, Dh, Lq, points)
-    weights = attention_weights.transpose(1, 2).reshape(b * heads, 1, lq, levels * points)
-    out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)
+        level = (sampled * weights[..., lid, :]).sum(-1)
+        out = level if out is None else out + level
     return out.view(b, heads * dh, lq).transpose(1, 2)
 
 
@@ -196,10 +197,18 @@ class MSDeformAttnPixelDecoder(nn.Module):
             for _ in range(cfg.num_encoder_layers)
         )
         self.lateral_conv = _conv_gn(in_channels['res2'], dim, 1, groups, relu=False)
-        self.output_conv = _conv_gn(dim, dim, 3, groups, relu=True)
+        if cfg.fpn_conv == 'separable':
+            self.output_conv = nn.Sequential(
+                nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False),
+                *_conv_gn(dim, dim, 1, groups, relu=True),
+            )
+        else:
+            self.output_conv = _conv_gn(dim, dim, 3, groups, relu=True)
         self.mask_features = nn.Conv2d(dim, cfg.mask_dim, 1)
-        for conv in (self.lateral_conv[0], self.output_conv[0], self.mask_features):
-            nn.init.kaiming_uniform_(conv.weight, a=1)
+        for mod in (self.lateral_conv, self.output_conv, self.mask_features):
+            for conv in mod.modules():
+                if isinstance(conv, nn.Conv2d):
+                    nn.init.kaiming_uniform_(conv.weight, a=1)
         nn.init.zeros_(self.mask_features.bias)
 
     def forward(self, features: dict[str, Tensor]) -> tuple[Tensor, list[Tensor]]:

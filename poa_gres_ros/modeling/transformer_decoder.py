@@ -45,18 +45,18 @@ class POADecoderLayer(nn.Module):
         self,
         q: Tensor,
         q_pos: Tensor,
+        memory_key: Tensor,
         memory: Tensor,
-        memory_pos: Tensor,
         keep_mask: Tensor | None,
         text: Tensor,
         text_keep: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """q (B, N, C); q_pos (1, N, C); memory/memory_pos (B, HW, C) of this layer's level;
-        keep_mask (B, 1, N, HW) bool or None; text (B, L, C); text_keep (B, 1, 1, L) bool
-        (real tokens). Returns the updated (queries, text)."""
+        """q (B, N, C); q_pos (1, N, C); memory_key = memory + position embedding and memory
+        (B, HW, C) of this layer's level; keep_mask (B, 1, N, HW) bool or None; text (B, L, C);
+        text_keep (B, 1, 1, L) bool (real tokens). Returns the updated (queries, text)."""
         for step in self.order:
             if step == 'masked_cross_attn':
-                att = self.cross_attn(q + q_pos, memory + memory_pos, memory, keep_mask)
+                att = self.cross_attn(q + q_pos, memory_key, memory, keep_mask)
                 q = self.cross_norm(q + self.drop(att))
             elif step == 'text_cross_attn':
                 att = self.text_cross_attn(q + q_pos, text, text, text_keep)
@@ -108,32 +108,41 @@ class POATransformerDecoder(nn.Module):
         mask_features: Tensor,
         text_features: Tensor,
         attention_mask: Tensor,
+        aux: bool = True,
     ) -> list[dict[str, Tensor]]:
         """multi_scale: 3 maps (B, C_in, h_l, w_l), strides 32, 16, 8; mask_features
         (B, D, Hm, Wm); text_features (B, L, D_text) raw encoder output; attention_mask (B, L).
 
         Returns num_layers + 1 prediction dicts (see ``PredictionHeads.forward``), the one
-        before layer 1 first.
+        before layer 1 first. With ``aux=False`` (inference) the earlier dicts hold only
+        'mask_logits' (all the masked attention needs).
         """
         b = mask_features.shape[0]
-        memories, memory_pos, sizes = [], [], []
+        memories, memory_keys, sizes = [], [], []
         for lvl, feat in enumerate(multi_scale):
             sizes.append((feat.shape[-2], feat.shape[-1]))
-            memory_pos.append(self.pe_layer(feat).flatten(2).transpose(1, 2))
             x = self.input_proj[lvl](feat) + self.level_embed.weight[lvl][None, :, None, None]
             memories.append(x.flatten(2).transpose(1, 2))
+            memory_keys.append(memories[-1] + self.pe_layer(feat).flatten(2).transpose(1, 2))
         text = self.text_proj(text_features)
         token_mask = poa_token_mask(attention_mask, self.exclude_special)
         text_keep = attention_mask.bool()[:, None, None, :]
         q = self.query_feat.weight[None].expand(b, -1, -1)
         q_pos = self.query_embed.weight[None]
 
-        outputs = [self.heads(q, mask_features, text, token_mask)]
+        last = len(self.layers)
+
+        def predict(i: int, q: Tensor, text: Tensor) -> dict[str, Tensor]:
+            if aux or i == last:
+                return self.heads(q, mask_features, text, token_mask)
+            return {'mask_logits': self.heads.mask_logits(q, mask_features)}
+
+        outputs = [predict(0, q, text)]
         for i, layer in enumerate(self.layers):
             lvl = i % self.num_levels
             keep = None
             if self.cfg.masked_attention:
                 keep = attention_keep_mask(outputs[-1]['mask_logits'], sizes[lvl])
-            q, text = layer(q, q_pos, memories[lvl], memory_pos[lvl], keep, text, text_keep)
-            outputs.append(self.heads(q, mask_features, text, token_mask))
+            q, text = layer(q, q_pos, memory_keys[lvl], memories[lvl], keep, text, text_keep)
+            outputs.append(predict(i + 1, q, text))
         return outputs

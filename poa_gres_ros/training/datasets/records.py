@@ -1,0 +1,152 @@
+"""Dataset records shared by the gRefCOCO, Ref-ZOM and tabletop loaders, and GT rasterisation.
+
+One :class:`GresRecord` per sentence (ReLA ``load_grefcoco_json``: a sample is a sentence, not
+a reference). :class:`CocoMasks` turns the referred annotation ids of a record into
+per-instance binary masks at the network input size through pycocotools, the way ReLA's
+``RefCOCOMapper`` does (spec §6.2): polygon coordinates are scaled to the target size and
+rasterised there (detectron2 ``ResizeTransform.apply_coords`` + ``polygons_to_bitmask``);
+RLE masks are decoded at the source size and resized with nearest neighbour. No flip, ever:
+expressions say left and right (spec §5.3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+EXPR_TYPES = ('single', 'multi', 'no_target')
+
+
+@dataclass(frozen=True)
+class GresRecord:
+    """One sample: an image and one sentence with its referred instances.
+
+    Attributes:
+        image_id: COCO image id.
+        file_name: image path relative to the image root (from ``instances.json``).
+        height, width: source image size in pixels.
+        sentence: the raw sentence (``sentences[i]['raw']``, or ``sent`` if raw is missing).
+        sent_id: sentence id (unique per dataset).
+        ref_id: reference id.
+        ann_ids: non-crowd referred annotation ids (empty for no-target).
+        no_target: GT no-target flag (gRefCOCO ``ann_id == [-1]`` / ``no_target``; Ref-ZOM
+            ``source == 'zero'``).
+        expr_type: 'single' | 'multi' | 'no_target' (from the ref's ``expr_type`` when
+            present, otherwise from the number of referred annotations).
+        split: the ref's split name.
+        source: dataset family, e.g. 'grefcoco', 'tabletop', or Ref-ZOM's 'zero'/'one'/'many'.
+    """
+
+    image_id: int
+    file_name: str
+    height: int
+    width: int
+    sentence: str
+    sent_id: int
+    ref_id: int
+    ann_ids: tuple[int, ...]
+    no_target: bool
+    expr_type: str
+    split: str
+    source: str = 'grefcoco'
+
+
+def load_coco(instances_path: str | os.PathLike):
+    """Load a COCO ``instances.json`` with pycocotools (quietly).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+    """
+    from pycocotools.coco import COCO
+
+    if not os.path.isfile(instances_path):
+        raise FileNotFoundError(f'COCO instances file not found: {instances_path}')
+    with contextlib.redirect_stdout(io.StringIO()):
+        return COCO(os.fspath(instances_path))
+
+
+class CocoMasks:
+    """Rasterises referred instances of a COCO annotation set at a target size.
+
+    Args:
+        coco: a ``pycocotools.coco.COCO`` object.
+    """
+
+    def __init__(self, coco):
+        self.coco = coco
+
+    def instance_mask(self, ann_id: int, size_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """(H, W) uint8 {0, 1} mask of one annotation at ``size_hw`` (None = source size).
+
+        Raises:
+            KeyError: unknown annotation id. ValueError: an annotation without segmentation.
+        """
+        from pycocotools import mask as mask_utils
+
+        ann = self.coco.anns[ann_id]
+        img = self.coco.imgs[ann['image_id']]
+        h0, w0 = int(img['height']), int(img['width'])
+        h, w = size_hw if size_hw is not None else (h0, w0)
+        seg = ann.get('segmentation')
+        if not seg:
+            raise ValueError(f'annotation {ann_id} has no segmentation')
+        if isinstance(seg, list):  # polygons: scale coordinates, rasterise at the target size
+            sx, sy = w / w0, h / h0
+            polys = []
+            for poly in seg:
+                p = np.asarray(poly, dtype=np.float64).reshape(-1, 2) * (sx, sy)
+                polys.append(p.reshape(-1).tolist())
+            rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
+            return _decode(rle)
+        if isinstance(seg.get('counts'), list):  # uncompressed RLE
+            seg = mask_utils.frPyObjects(seg, h0, w0)
+        m = _decode(seg)
+        if m.ndim == 3:
+            m = m.max(axis=2)
+        if (h, w) != (h0, w0):
+            m = cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST)
+        return m
+
+    def masks(self, record: GresRecord, size_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """(K, H, W) uint8 per-instance masks of a record (K = 0 for no-target)."""
+        h, w = size_hw if size_hw is not None else (record.height, record.width)
+        if not record.ann_ids:
+            return np.zeros((0, h, w), np.uint8)
+        return np.stack([self.instance_mask(a, (h, w)) for a in record.ann_ids])
+
+
+def _decode(rle) -> np.ndarray:
+    """pycocotools decode; silences its numpy-2 ``__array__(copy=...)`` DeprecationWarning."""
+    from pycocotools import mask as mask_utils
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        return mask_utils.decode(rle).astype(np.uint8)
+
+
+def expr_type_of(ref: dict, num_referred: int, no_target: bool) -> str:
+    """'no_target' / 'single' / 'multi': the ref's ``expr_type`` if valid, else derived."""
+    t = ref.get('expr_type')
+    if t in EXPR_TYPES:
+        return t
+    if no_target:
+        return 'no_target'
+    return 'multi' if num_referred > 1 else 'single'
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image.
+
+    Raises:
+        FileNotFoundError: missing or unreadable file.
+    """
+    img = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f'cannot read image {path}')
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
