@@ -42,14 +42,13 @@ def _nodes(context):
     for name in ('model_dir', 'backend'):
         if arg[name]:
             overrides[name] = arg[name]
-    image_topic = arg['image_topic']
     gres = Node(
         package=PACKAGE,
         executable='gres_node',
         name='gres_node',
         namespace=arg['namespace'],
         parameters=[arg['params_file'], overrides],
-        remappings=[('image', image_topic), ('image/compressed', image_topic + '/compressed')],
+        remappings=[('image', arg['image_topic'])],  # <image>/compressed follows it
         arguments=['--ros-args', '--log-level', arg['log_level']],
         output='screen',
         emulate_tty=True,

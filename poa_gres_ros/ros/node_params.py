@@ -61,7 +61,9 @@ SPECS: dict[str, _Spec] = {
         choices=IMAGE_QOS,
     ),
     'subscribe_compressed': _Spec(
-        False, 'Also subscribe image/compressed (sensor_msgs/CompressedImage).', read_only=True
+        False,
+        'Also subscribe <image topic>/compressed (sensor_msgs/CompressedImage).',
+        read_only=True,
     ),
     'autostart': _Spec(
         True,

@@ -50,6 +50,7 @@ COUNTERS = (
     'no_instruction',  # frames received with no (or an expired) instruction: skipped
     'errors',  # frames whose inference or publishing raised
     'instructions',  # instructions received (clears not counted)
+    'debug_published',  # debug overlays computed and published (only while subscribed)
 )
 
 

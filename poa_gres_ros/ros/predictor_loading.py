@@ -7,7 +7,6 @@ subscribes to images and reports itself active.
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 
@@ -21,9 +20,9 @@ def load_predictor(model_path: str | Path, values: dict, thresholds: Thresholds)
 
     Args:
         model_path: a resolved model folder.
-        values: node parameter values; uses 'backend', 'device', 'warmup_runs' and, when the
-            predictor accepts them (accelerated backends), 'precision' and 'engine_cache_dir'
-            ('' passed as None = the backend's default).
+        values: node parameter values; uses 'backend', 'device', 'warmup_runs', and passes
+            'precision' and 'engine_cache_dir' as backend options when they differ from their
+            defaults ('fp32', '' = the backend's default).
         thresholds: initial thresholds.
 
     Returns:
@@ -36,10 +35,9 @@ def load_predictor(model_path: str | Path, values: dict, thresholds: Thresholds)
     from poa_gres_ros.inference import Predictor
 
     kwargs = {'backend': values['backend'], 'device': values['device']}
-    accepted = inspect.signature(Predictor.from_model_dir).parameters
-    for key in ('precision', 'engine_cache_dir'):
-        if key in accepted:
-            kwargs[key] = values[key] or None
+    for key, default in (('precision', 'fp32'), ('engine_cache_dir', '')):
+        if values[key] != default:  # backend options; a backend that lacks one fails clearly
+            kwargs[key] = values[key]
     predictor = Predictor.from_model_dir(str(model_path), thresholds=thresholds, **kwargs)
     t0 = time.perf_counter()
     if values['warmup_runs'] > 0:

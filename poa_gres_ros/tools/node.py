@@ -84,8 +84,7 @@ def node_commands(args) -> list[list[str]]:
     for name, value in (('model_dir', args.model_dir), ('backend', args.backend)):
         if value:
             gres += ['-p', f'{name}:={value}']
-    topic = args.image_topic
-    gres += ['-r', f'image:={topic}', '-r', f'image/compressed:={topic}/compressed']
+    gres += ['-r', f'image:={args.image_topic}']  # <image>/compressed follows it
     commands = [gres]
     if _truthy(args.speech):
         speech = [sys.executable, str(executable('speech_node')), *common]
