@@ -36,14 +36,21 @@ def make_model(path: Path, size_hw: tuple[int, int] | None = None, seed: int = 0
     return path
 
 
-def start_gres(spawn, model_dir, *ros_args, namespace='', name='gres_node', stop_timeout_s=10.0):
+def start_gres(
+    spawn, model_dir, *ros_args, namespace='', name='gres_node', node_name='', stop_timeout_s=10.0
+):
     """Start scripts/gres_node with config/gres.yaml, ``model_dir`` and extra ``--ros-args``
-    (e.g. ``'-p', 'autostart:=false'``); images remapped from /camera/image_raw."""
+    (e.g. ``'-p', 'autostart:=false'``); images remapped from /camera/image_raw.
+    ``node_name`` renames the node: tests that call its services use a name of their own, so
+    a client cannot match the services of the previous test's node while discovery still
+    lists them."""
     argv = ['python', 'scripts/gres_node', '--ros-args', '--params-file', 'config/gres.yaml',
             '-p', f'model_dir:={model_dir}', '-r', 'image:=/camera/image_raw',
             '-p', 'diagnostics_period_s:=0.5', *ros_args]  # fmt: skip
     if namespace:
         argv += ['-r', f'__ns:=/{namespace}']
+    if node_name:
+        argv += ['-r', f'__node:={node_name}']
     return spawn(argv, name=name, stop_timeout_s=stop_timeout_s)
 
 
@@ -165,7 +172,7 @@ class Probe:
                 return self.result_for(stamp)
         return None
 
-    def last_status(self, name_part='gres_node'):
+    def last_status(self, name_part=': inference'):
         """The newest DiagnosticStatus of our node as (level, message, {key: value})."""
         for arr in reversed(self.diagnostics):
             for st in arr.status:

@@ -38,8 +38,8 @@ def test_instruction_then_image_gives_instances_and_thresholds_are_dynamic(
     spawn,
     tiny_model,  # noqa: F811
 ):
-    proc = start_gres(spawn, tiny_model, *KEEP_ALL, stop_timeout_s=2.0)
-    lc = Lifecycle(ros_node, proc=proc)
+    proc = start_gres(spawn, tiny_model, *KEEP_ALL, node_name='gres_flow', stop_timeout_s=2.0)
+    lc = Lifecycle(ros_node, '/gres_flow', proc=proc)
     probe = Probe(ros_node)
     try:
         assert lc.wait_for('active'), proc.log()[-3000:]
@@ -71,11 +71,11 @@ def test_instruction_then_image_gives_instances_and_thresholds_are_dynamic(
         assert probe.masks[-1].header == res.header and probe.no_target[-1].data is False
 
         # Dynamic threshold: no_target_threshold 1.0 -> 0.0 makes the next frame no-target.
-        bad = set_params(ros_node, '/gres_node', proc, relevance_threshold=1.5)
+        bad = set_params(ros_node, '/gres_flow', proc, relevance_threshold=1.5)
         assert not bad[0].successful and 'relevance_threshold' in bad[0].reason
-        ro = set_params(ros_node, '/gres_node', proc, model_dir='/elsewhere')
+        ro = set_params(ros_node, '/gres_flow', proc, model_dir='/elsewhere')
         assert not ro[0].successful  # read-only while running
-        (ok,) = set_params(ros_node, '/gres_node', proc, no_target_threshold=0.0)
+        (ok,) = set_params(ros_node, '/gres_flow', proc, no_target_threshold=0.0)
         assert ok.successful, ok.reason
         res = probe.request(image_msg(pic, stamp_ns=3 * NS_PER_S), proc=proc)
         assert res.no_target and res.instances == [] and res.phrases == []
