@@ -36,6 +36,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
@@ -209,10 +210,18 @@ class GresNode(LifecycleNode):
 
     def _subscribe_images(self, v: dict) -> None:
         """``image`` (after remapping), and ``<that>/compressed`` as image_transport names it,
-        so one remap of ``image`` moves both."""
+        so one remap of ``image`` moves both. Frames the middleware drops before our callback
+        (its KEEP_LAST history overflowing while the process is busy) are counted through the
+        message-lost event; an incompatible publisher triggers the QoS check at once."""
         subs = [(Image, self._image_topic)]
         if v['subscribe_compressed']:
             subs.append((CompressedImage, self._image_topic.rstrip('/') + '/compressed'))
+        events = SubscriptionEventCallbacks(
+            message_lost=lambda info: self.stats.count(
+                'lost_in_transport', info.total_count_change
+            ),
+            incompatible_qos=lambda _info: self._check_qos(),
+        )
         self._image_subs = [
             self.create_subscription(
                 t,
@@ -220,6 +229,7 @@ class GresNode(LifecycleNode):
                 functools.partial(self._on_image, topic=topic),
                 self._image_qos,
                 callback_group=self._rx_group,
+                event_callbacks=events,
             )  # fmt: skip
             for t, topic in subs
         ]

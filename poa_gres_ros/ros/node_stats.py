@@ -44,6 +44,7 @@ class LatestSlot:
 
 COUNTERS = (
     'received',  # image messages received while active
+    'lost_in_transport',  # frames the middleware dropped before our callback (message lost)
     'processed',  # frames run through the model and published
     'dropped_stale',  # frames replaced in the slot by a newer one before processing
     'rejected',  # frames that could not be converted (encoding, sizes, data length)
