@@ -1,0 +1,19 @@
+"""Inference: the Predictor facade, backends and model-folder lookup.
+
+from poa_gres_ros.inference import Predictor
+p = Predictor.from_model_dir('tabletop')
+p.set_instruction('the red mug and the duck on the left')
+pred = p.predict(image_rgb)          # GresPrediction at the image's resolution
+"""
+
+from poa_gres_ros.inference.batch import BatchPrediction
+from poa_gres_ros.inference.model_dirs import model_search_dirs, resolve_model_dir
+from poa_gres_ros.inference.predictor import InstructionInfo, Predictor
+
+__all__ = [
+    'BatchPrediction',
+    'InstructionInfo',
+    'Predictor',
+    'model_search_dirs',
+    'resolve_model_dir',
+]

