@@ -88,11 +88,12 @@ def test_no_target_message_and_empty_mask():
 
 
 def test_debug_overlay_marks_instances():
-    from poa_gres_ros.ros.result_msgs import debug_overlay, rgb8_image
+    from poa_gres_ros.core.visualize import draw_overlay
+    from poa_gres_ros.ros.result_msgs import rgb8_image
 
     pred = _prediction()
     img = np.full((40, 60, 3), 100, np.uint8)
-    out = debug_overlay(img, pred)
+    out = draw_overlay(img, pred, show_instruction=False)
     assert out.shape == img.shape and out.dtype == np.uint8
     assert not np.array_equal(out[10, 20], img[10, 20])  # inside the mug
     assert np.array_equal(out[30, 5], img[30, 5])  # background untouched

@@ -22,15 +22,11 @@ clock for durations.
 
 from __future__ import annotations
 
-import atexit
 import functools
-import logging
-import os
 import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -42,30 +38,26 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, String
 
+from poa_gres_ros.core.visualize import draw_overlay
 from poa_gres_ros.msg import GresInstances
 from poa_gres_ros.ros import qos as Q
 from poa_gres_ros.ros.diagnostics import build_diagnostics
-from poa_gres_ros.ros.image_conversion import (
-    ImageConversionError,
-    compressed_msg_to_rgb,
-    image_msg_to_rgb,
+from poa_gres_ros.ros.frame_processor import Frame, FrameProcessor
+from poa_gres_ros.ros.image_conversion import ImageConversionError
+from poa_gres_ros.ros.instruction_state import InstructionState
+from poa_gres_ros.ros.node_params import (
+    SPECS,
+    NodeSettings,
+    check_value,
+    declare_all,
+    validate_incoming,
 )
-from poa_gres_ros.ros.instruction_state import Instruction, InstructionState
-from poa_gres_ros.ros.node_params import SPECS, NodeSettings, check_value, declare_all
 from poa_gres_ros.ros.node_stats import KeyedThrottle, LatestSlot, NodeStats, stamp_latency_ms
 from poa_gres_ros.ros.predictor_loading import load_predictor
-from poa_gres_ros.ros.result_msgs import build_instances_msg, debug_overlay, rgb8_image
+from poa_gres_ros.ros.result_msgs import rgb8_image
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 DYNAMIC = {n for n, s in SPECS.items() if not s.read_only}
-
-
-@dataclass(frozen=True)
-class _Frame:
-    msg: Image | CompressedImage
-    instruction: Instruction
-    receipt_mono_s: float
-    topic: str
 
 
 class GresNode(LifecycleNode):
@@ -83,11 +75,10 @@ class GresNode(LifecycleNode):
         self._throttle = KeyedThrottle(5.0)
         self._rx_group = ReentrantCallbackGroup()
         self._infer_group = MutuallyExclusiveCallbackGroup()
-        self._predictor = None
+        self._processor: FrameProcessor | None = None
         self._predictor_lock = threading.Lock()
         self._stopping = threading.Event()
         self._exiting = False  # set by main() on Ctrl-C: no more error logs from late frames
-        self._encoded_id = 0
         self._values: dict = {}
         self._model_path = None
         self._pubs: dict = {}
@@ -105,16 +96,8 @@ class GresNode(LifecycleNode):
     # ---------------------------------------------------------------- parameters
     def _validate_params(self, params) -> SetParametersResult:
         """On-set validator: checks only the incoming values (field fault #29)."""
-        incoming = {p.name: p.value for p in params}
-        for name, value in incoming.items():
-            reason = check_value(name, value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-        try:
-            self._settings.updated(incoming)
-        except (ValueError, TypeError) as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        return SetParametersResult(successful=True)
+        reason = validate_incoming(self._settings, {p.name: p.value for p in params})
+        return SetParametersResult(successful=reason is None, reason=reason or '')
 
     def _apply_params(self, params) -> None:
         incoming = {p.name: p.value for p in params if p.name in DYNAMIC}
@@ -178,8 +161,9 @@ class GresNode(LifecycleNode):
                 f'{v["backend"]!r} on {v["device"]!r}: {type(exc).__name__}: {exc}'
             )
             return FAILURE
+        warn = self.get_logger().warning
         with self._predictor_lock:
-            self._predictor, self._encoded_id = predictor, 0
+            self._processor = FrameProcessor(predictor, self.instructions, warn)
         self._stopping.clear()
         self._wake = self.create_guard_condition(self._on_wake, callback_group=self._infer_group)
         self._subscribe_images(v)
@@ -217,9 +201,7 @@ class GresNode(LifecycleNode):
         if v['subscribe_compressed']:
             subs.append((CompressedImage, self._image_topic.rstrip('/') + '/compressed'))
         events = SubscriptionEventCallbacks(
-            message_lost=lambda info: self.stats.count(
-                'lost_in_transport', info.total_count_change
-            ),
+            message_lost=lambda e: self.stats.count('lost_in_transport', e.total_count_change),
             incompatible_qos=lambda _info: self._check_qos(),
         )
         self._image_subs = [
@@ -242,9 +224,9 @@ class GresNode(LifecycleNode):
         self._image_subs = []
         self._slot.clear()
         with self._predictor_lock:  # waits for the frame in flight
-            predictor, self._predictor = self._predictor, None
-        if predictor is not None and hasattr(predictor, 'close'):
-            predictor.close()  # frees the backend (GPU memory, sessions)
+            processor, self._processor = self._processor, None
+        if processor is not None and hasattr(processor.predictor, 'close'):
+            processor.predictor.close()  # frees the backend (GPU memory, sessions)
         if self._wake is not None:
             self.destroy_guard_condition(self._wake)
             self._wake = None
@@ -296,7 +278,7 @@ class GresNode(LifecycleNode):
             if instr is None:
                 self.stats.count('no_instruction')
                 return
-            if self._slot.put(_Frame(msg, instr, time.monotonic(), topic)):
+            if self._slot.put(Frame(msg, instr, time.monotonic(), topic)):
                 self.stats.count('dropped_stale')
             if self._wake is not None:
                 self._wake.trigger()
@@ -305,70 +287,43 @@ class GresNode(LifecycleNode):
 
     def _on_wake(self) -> None:
         with self._predictor_lock:
-            predictor = self._predictor
-            while predictor is not None and not self._stopping.is_set():
+            processor = self._processor
+            while processor is not None and not self._stopping.is_set():
                 frame = self._slot.take()
                 if frame is None:
                     break
                 try:
-                    self._process(predictor, frame)
+                    self._process(processor, frame)
                 except Exception as exc:  # boundary: a bad frame never kills the node
                     self.stats.count('errors')
                     self._log_throttled('process', f'frame from {frame.topic} failed: {exc!r}')
             current = self.instructions.current()
-            if predictor is not None and current is not None and not self._stopping.is_set():
+            if processor is not None and current is not None and not self._stopping.is_set():
                 try:
-                    self._ensure_encoded(predictor, current)
+                    processor.ensure_encoded(current)
                 except Exception as exc:  # boundary
                     self._log_throttled('encode', f'encoding the instruction failed: {exc!r}')
 
-    def _ensure_encoded(self, predictor, instr: Instruction) -> None:
-        """Make ``instr`` the predictor's instruction (text features cached by text)."""
-        if self._encoded_id == instr.id:
-            return
-        info = predictor.set_instruction(instr.text)
-        self._encoded_id = instr.id
-        first = self.instructions.record_encoding(instr.id, info.truncated, info.num_tokens)
-        if first and info.truncated:
-            self.get_logger().warning(
-                f"instruction {instr.id} is longer than the model's {predictor.max_tokens} "
-                f'tokens: only its start is used ({instr.text!r})'
-            )
-
-    def _process(self, predictor, frame: _Frame) -> None:
-        msg = frame.msg
+    def _process(self, processor: FrameProcessor, frame: Frame) -> None:
+        settings = self._settings  # one snapshot per frame
         try:
-            if isinstance(msg, CompressedImage):
-                rgb = compressed_msg_to_rgb(msg)
-            else:
-                rgb = image_msg_to_rgb(msg)
+            out = processor.run(frame, settings.thresholds)
         except ImageConversionError as exc:
             self.stats.count('rejected')
-            kind = msg.format if isinstance(msg, CompressedImage) else msg.encoding
             cause = re.sub(r'\d+', '#', str(exc))  # one throttle per encoding and cause
-            self._log_throttled(
-                f'convert:{kind}:{cause}', f'dropped a frame from {frame.topic}: {exc}'
-            )
+            self._log_throttled(f'convert:{cause}', f'dropped a frame from {frame.topic}: {exc}')
             return
-        self._ensure_encoded(predictor, frame.instruction)
-        settings = self._settings  # one snapshot per frame
-        t0 = time.perf_counter()
-        pred = predictor.predict(rgb, thresholds=settings.thresholds)
-        inference_ms = (time.perf_counter() - t0) * 1e3
-        result = build_instances_msg(
-            pred, msg.header, frame.instruction, model_name=predictor.model_name,
-            backend=predictor.backend_name, inference_time_ms=inference_ms,
-        )  # fmt: skip
-        self._pubs['instances'].publish(result)
-        self._pubs['mask'].publish(result.mask)
-        self._pubs['no_target'].publish(Bool(data=result.no_target))
+        header = frame.msg.header
+        self._pubs['instances'].publish(out.result)
+        self._pubs['mask'].publish(out.result.mask)
+        self._pubs['no_target'].publish(Bool(data=out.result.no_target))
         debug = self._pubs['debug']
         if settings.publish_debug and debug.get_subscription_count() > 0:
-            debug.publish(rgb8_image(debug_overlay(rgb, pred), msg.header))
+            debug.publish(rgb8_image(draw_overlay(out.rgb, out.prediction), header))
             self.stats.count('debug_published')
-        self._record_latency(frame, inference_ms)
+        self._record_latency(frame, out.inference_ms)
 
-    def _record_latency(self, frame: _Frame, inference_ms: float) -> None:
+    def _record_latency(self, frame: Frame, inference_ms: float) -> None:
         stamp = frame.msg.header.stamp
         stamp_ms = stamp_latency_ms(self.get_clock().now().nanoseconds, stamp.sec, stamp.nanosec)
         if stamp_ms is not None and not -1_000.0 < stamp_ms < 3_600_000.0:
@@ -386,7 +341,7 @@ class GresNode(LifecycleNode):
             snap = self.stats.snapshot()
             problems = [self._qos_problem] if self._qos_problem else []
             extra = {
-                'lifecycle_state': 'active' if self._predictor is not None else 'inactive',
+                'lifecycle_state': 'active' if self._processor is not None else 'inactive',
                 'model_dir': str(self._model_path),
                 'image_topic': self._image_topic,
                 'image_qos': self._values.get('image_qos', ''),
@@ -449,18 +404,7 @@ def main(args=None) -> int:
     return 0
 
 
-def exit_process(status: int) -> None:
-    """End the process with ``status`` right after an orderly shutdown: run the atexit
-    handlers, flush the logs, then ``os._exit``. This skips only CPython's module teardown,
-    which takes 2-3 s once torch and transformers are loaded (measured on 2 CPU cores) and
-    would break the "Ctrl-C exits within 2 s" contract; ROS entities, the context and the
-    model are already released by :func:`main`."""
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-
-
 if __name__ == '__main__':
+    from poa_gres_ros.ros.process import exit_process
+
     exit_process(main())

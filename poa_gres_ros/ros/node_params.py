@@ -144,6 +144,21 @@ def check_value(name: str, value) -> str | None:
     return None
 
 
+def validate_incoming(settings: NodeSettings, incoming: dict) -> str | None:
+    """Why a parameter set with the ``incoming`` values (name -> new value) must be refused,
+    or None. Uses only the incoming values and the current ``settings`` snapshot, never
+    ``get_parameter`` (field fault #29)."""
+    for name, value in incoming.items():
+        reason = check_value(name, value)
+        if reason:
+            return reason
+    try:
+        settings.updated(incoming)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
 def descriptor(name: str) -> ParameterDescriptor:
     """The ParameterDescriptor of ``name``: description (with choices), range, read_only."""
     spec = SPECS[name]

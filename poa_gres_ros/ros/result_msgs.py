@@ -1,5 +1,8 @@
 """GresPrediction -> ROS messages: /gres/instances, /gres/mask, /gres/no_target, debug image.
 
+The debug overlay itself is ``poa_gres_ros.core.visualize.draw_overlay`` (the same picture as
+``poa-gres segment``); :func:`rgb8_image` wraps it in a message.
+
 Message semantics are those documented in msg/GresInstances.msg and msg/GresInstance.msg: the
 source image header is copied to every output (vision_msgs convention), masks are mono8
 (0 / 255), the merged mask is full frame, per-instance masks are cropped to their tight box.
@@ -129,40 +132,3 @@ def build_instances_msg(
 def no_target_msg(pred: GresPrediction) -> Bool:
     """/gres/no_target: std_msgs/Bool with the no-target decision."""
     return Bool(data=bool(pred.no_target))
-
-
-_PALETTE = np.array(  # instance colours, RGB (tab10)
-    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-     [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]],
-    dtype=np.float32,
-)  # fmt: skip
-
-
-def debug_overlay(image_rgb: np.ndarray, pred: GresPrediction) -> np.ndarray:
-    """(H, W, 3) uint8 RGB with each instance blended in its colour and labelled with its
-    phrase and relevance; 'no target' written when nothing is referred to.
-
-    Uses ``poa_gres_ros.core.visualize.draw_overlay(image_rgb, pred)`` when that module
-    exists (the model's overlay, the same as ``poa-gres segment``), else this minimal one.
-    """
-    try:
-        from poa_gres_ros.core.visualize import draw_overlay
-    except ImportError:
-        draw_overlay = None
-    if draw_overlay is not None:
-        return draw_overlay(image_rgb, pred)
-    import cv2
-
-    out = image_rgb.astype(np.float32)
-    for k, inst in enumerate(pred.instances):
-        colour = _PALETTE[k % len(_PALETTE)]
-        out[inst.mask] = 0.5 * out[inst.mask] + 0.5 * colour
-    out = out.clip(0, 255).astype(np.uint8)
-    for k, inst in enumerate(pred.instances):
-        x0, y0, _, _ = inst.box_xyxy_px
-        label = f'{inst.phrase.text if inst.phrase else "?"} {inst.relevance:.2f}'
-        colour = tuple(int(c) for c in _PALETTE[k % len(_PALETTE)])
-        cv2.putText(out, label, (x0, max(y0 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1)
-    if pred.no_target:
-        cv2.putText(out, 'no target', (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 0, 0), 2)
-    return out
