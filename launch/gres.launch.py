@@ -49,7 +49,7 @@ def _nodes(context):
         namespace=arg['namespace'],
         parameters=[arg['params_file'], overrides],
         remappings=[('image', arg['image_topic'])],  # <image>/compressed follows it
-        arguments=['--ros-args', '--log-level', arg['log_level']],
+        ros_arguments=['--log-level', arg['log_level']],
         output='screen',
         emulate_tty=True,
     )
@@ -62,7 +62,7 @@ def _nodes(context):
             PathJoinSubstitution([FindPackageShare(PACKAGE), 'config', 'speech.yaml']),
             {'use_sim_time': use_sim_time},
         ],
-        arguments=['--ros-args', '--log-level', arg['log_level']],
+        ros_arguments=['--log-level', arg['log_level']],
         output='screen',
         emulate_tty=True,
         condition=IfCondition(LaunchConfiguration('speech')),
