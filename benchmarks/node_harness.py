@@ -84,9 +84,10 @@ class NodeUnderTest:
 class Client:
     """rclpy side: publishes the instruction (transient local) and images, collects results."""
 
-    def __init__(self, image_qos=None):
+    def __init__(self, reliable_images: bool = False):
         import rclpy
-        from rclpy.qos import qos_profile_sensor_data
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
 
@@ -97,10 +98,19 @@ class Client:
         self.node = rclpy.create_node('gres_bench')
         self.arrivals: dict[int, tuple[float, object]] = {}  # stamp -> (perf time, msg)
         self._instr = self.node.create_publisher(String, '/instruction', INSTRUCTION_QOS)
-        self._img = self.node.create_publisher(Image, '/bench/image',
-                                               image_qos or qos_profile_sensor_data)  # fmt: skip
+        image_qos = qos_profile_sensor_data
+        if reliable_images:
+            image_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self._img = self.node.create_publisher(Image, '/bench/image', image_qos)
         self.node.create_subscription(GresInstances, '/gres/instances', self._on_result,
                                       RESULT_QOS)  # fmt: skip
+        self.last_diag: dict[str, str] = {}  # newest /diagnostics values of the node
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+
+    def _on_diag(self, arr):
+        for st in arr.status:
+            if st.name.endswith(': inference'):
+                self.last_diag = {kv.key: kv.value for kv in st.values}
 
     def _on_result(self, msg):
         stamp = msg.header.stamp.sec * NS_PER_S + msg.header.stamp.nanosec

@@ -26,10 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import node_harness as H  # noqa: E402
 
 
-def _diag_counts(client) -> dict:
-    return dict(client.last_diag) if getattr(client, 'last_diag', None) else {}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--model', default='tabletop', help='model folder or installed name')
@@ -41,8 +37,6 @@ def main() -> int:
     args = ap.parse_args()
     H.isolate_ros()
 
-    from diagnostic_msgs.msg import DiagnosticArray
-
     from poa_gres_ros.inference import resolve_model_dir
 
     model_dir = str(resolve_model_dir(args.model))
@@ -50,12 +44,6 @@ def main() -> int:
     node = H.NodeUnderTest(model_dir, log)
     client = H.Client()
 
-    def on_diag(arr):
-        for st in arr.status:
-            if st.name.endswith(': inference'):
-                client.last_diag = {kv.key: kv.value for kv in st.values}
-
-    client.node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
     imgs = H.frames(8, args.height, args.width)
     windows = []
     try:
@@ -88,7 +76,7 @@ def main() -> int:
             client.arrivals.clear()
             if now - t_window >= args.window_s:
                 t_window = now
-                d = _diag_counts(client)
+                d = client.last_diag
                 row = (now - t_start, H.percentile(window_lat, 50), H.percentile(window_lat, 99),
                        len(window_lat), d.get('received', '?'), d.get('processed', '?'),
                        d.get('dropped_stale', '?'), d.get('lost_in_transport', '?'),

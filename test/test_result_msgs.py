@@ -106,3 +106,21 @@ def test_mono8_rejects_wrong_shape():
 
     with pytest.raises(ValueError, match=r'\(H, W\)'):
         mono8_image(np.zeros((2, 2, 3), bool), _header())
+
+
+def test_mask_geometry_matches_the_core_properties():
+    from poa_gres_ros.ros.result_msgs import mask_geometry
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        mask = np.zeros((37, 53), bool)
+        y0, x0 = rng.integers(0, 30), rng.integers(0, 45)
+        mask[y0 : y0 + rng.integers(1, 8), x0 : x0 + rng.integers(1, 9)] = rng.random() < 0.9
+        mask |= rng.random(mask.shape) < 0.01
+        inst = InstanceResult(mask, 0.5)
+        box, area, (cx, cy) = mask_geometry(mask)
+        assert box == inst.box_xyxy_px and area == inst.area_px
+        if area:
+            assert np.allclose((cx, cy), inst.centroid_xy_px)
+    box, area, centroid = mask_geometry(np.zeros((4, 4), bool))
+    assert box == (0, 0, 0, 0) and area == 0 and math.isnan(centroid[0])
