@@ -125,6 +125,7 @@ class Probe:
         self.masks: list = []
         self.diagnostics: list = []
         qos = image_qos or qos_profile_sensor_data
+        self.instruction_qos = INSTRUCTION_QOS
         self._pubs = [
             node.create_publisher(String, f'{p}/instruction', INSTRUCTION_QOS),
             node.create_publisher(Image, '/camera/image_raw', qos),

@@ -17,7 +17,7 @@ instruction and put it in a single slot (newest wins, stale frames dropped and c
 guard condition wakes the inference callback (its own mutually exclusive group) on a
 MultiThreadedExecutor. Every callback catches at its boundary, logs (throttled per cause)
 and keeps the executor alive. Times: node clock for stamps (use_sim_time works), a steady
-clock for durations.
+clock for durations and for the diagnostics timer (reports go on while a bag is paused).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
@@ -90,8 +91,9 @@ class GresNode(LifecycleNode):
         self._qos_problem: str | None = None
         self._image_topic = self.resolve_topic_name('image')
         self._autostart_timer = None
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         if values['autostart']:
-            self._autostart_timer = self.create_timer(0.0, self._autostart)
+            self._autostart_timer = self.create_timer(0.0, self._autostart, clock=self._steady)
 
     # ---------------------------------------------------------------- parameters
     def _validate_params(self, params) -> SetParametersResult:
@@ -147,7 +149,9 @@ class GresNode(LifecycleNode):
             for topic, qos in (('instruction', Q.INSTRUCTION_QOS),
                                ('instruction/spoken', Q.SPOKEN_QOS))
         ]  # fmt: skip
-        self._diag_timer = self.create_timer(values['diagnostics_period_s'], self._on_diag_timer)
+        self._diag_timer = self.create_timer(  # steady: reports go on while a bag is paused
+            values['diagnostics_period_s'], self._on_diag_timer, clock=self._steady
+        )
         self.get_logger().info(f'configured: model folder {self._model_path}')
         return super().on_configure(state)
 
