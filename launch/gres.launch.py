@@ -62,6 +62,8 @@ def _nodes(context):
             PathJoinSubstitution([FindPackageShare(PACKAGE), 'config', 'speech.yaml']),
             {'use_sim_time': use_sim_time},
         ],
+        # speech_node publishes the absolute /instruction/spoken; keep it in the namespace
+        remappings=[('/instruction/spoken', 'instruction/spoken')],
         ros_arguments=['--log-level', arg['log_level']],
         output='screen',
         emulate_tty=True,

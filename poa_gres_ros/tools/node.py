@@ -89,6 +89,7 @@ def node_commands(args) -> list[list[str]]:
     if _truthy(args.speech):
         speech = [sys.executable, str(executable('speech_node')), *common]
         speech += ['-r', '__node:=speech_node', '--params-file', str(config_file('speech.yaml'))]
+        speech += ['-r', '/instruction/spoken:=instruction/spoken']  # into the namespace
         speech += ['-p', f'use_sim_time:={sim}']
         commands.append(speech)
     return commands
