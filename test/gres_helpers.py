@@ -160,7 +160,7 @@ class Probe:
                 return r
         return None
 
-    def request(self, msg, timeout_s=30.0, proc=None, resend_s=1.0):
+    def request(self, msg, timeout_s=60.0, proc=None, resend_s=1.0):
         """Publish image ``msg`` (resent every ``resend_s`` until matched) and return the
         result with its header stamp, or None after ``timeout_s``."""
         from ros_utils import spin_until

@@ -92,7 +92,7 @@ def test_two_namespaced_nodes_side_by_side(ros_node, spawn, tiny_model):  # noqa
         probes['left_arm'].instruct('the red mug')
         probes['right_arm'].instruct('the duck')
         for ns, text in (('left_arm', 'the red mug'), ('right_arm', 'the duck')):
-            res = probes[ns].request(image_msg(PIC, 7 * NS_PER_S), proc=procs[ns])
+            res = probes[ns].request(image_msg(PIC, 7 * NS_PER_S), timeout_s=120, proc=procs[ns])
             assert res is not None and res.instruction == text, ns
         for ns in procs:  # each node's results only on its own topic
             assert {r.instruction for r in probes[ns].results} == {
@@ -109,7 +109,7 @@ def test_late_joining_node_gets_the_transient_local_instruction(ros_node, spawn,
     try:
         probe.instruct('die rote Tasse, bitte')  # published before the node exists
         proc = start_gres(spawn, tiny_model, *KEEP_ALL)
-        res = probe.request(image_msg(PIC, NS_PER_S), timeout_s=60, proc=proc)
+        res = probe.request(image_msg(PIC, NS_PER_S), timeout_s=120, proc=proc)
         assert res is not None and res.instruction == 'die rote Tasse, bitte'
         assert res.instruction_id == 1
     finally:
@@ -123,12 +123,30 @@ def test_qos_mismatch_is_reported(ros_node, spawn, tiny_model):  # noqa: F811
     proc = start_gres(spawn, tiny_model, '-p', 'image_qos:=reliable')
     probe = Probe(ros_node, image_qos=qos_profile_sensor_data)
     try:
-        assert spin_until(ros_node, lambda: 'QoS mismatch' in proc.log(), 60, proc)
+        assert spin_until(ros_node, lambda: 'QoS mismatch' in proc.log(), 120, proc)
         log = proc.log()
         assert '/camera/image_raw has 1 publisher(s) but none matches' in log
         assert 'pytest_probe' in log and 'best_effort' in log
         assert spin_until(ros_node, lambda: probe.last_status() is not None, 10, proc)
         level, message, _ = probe.last_status()
         assert level == b'\x01' and 'none matches' in message
+    finally:
+        probe.close()
+
+
+def test_poa_gres_node_verb_starts_the_node_like_the_launch_file(ros_node, spawn, tiny_model):  # noqa: F811
+    """`poa-gres node` (the launch stand-in) with a namespace and an image topic: the node
+    answers in that namespace, and Ctrl-C on the verb stops it cleanly (status 0)."""
+    proc = spawn(
+        ['python', 'scripts/poa-gres', 'node', '--namespace', 'cell3',
+         '--image-topic', '/camera/image_raw', '--model-dir', str(tiny_model)],
+        name='poa-gres-node',
+    )  # fmt: skip
+    probe = Probe(ros_node, namespace='cell3')
+    try:
+        probe.instruct('the bowl')
+        res = probe.request(image_msg(PIC, 9 * NS_PER_S), timeout_s=120, proc=proc)
+        assert res is not None and res.instruction == 'the bowl', proc.log()[-3000:]
+        assert ros_node.count_publishers('/cell3/gres/instances') == 1
     finally:
         probe.close()

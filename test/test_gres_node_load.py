@@ -86,3 +86,12 @@ def test_overload_drops_stale_frames_and_keeps_latency_bounded(ros_node, spawn, 
         assert float(c['latency_receipt_ms_max']) <= 2.5 * float(c['latency_inference_ms_max'])
     finally:
         probe.close()
+
+
+def test_ctrl_c_while_the_model_loads_exits_at_once(ros_node, spawn, slow_model):
+    """SIGINT during activation (model load + warm-up of a slow model) ends the process with
+    status 0 within 2 s (the spawn fixture checks both at teardown)."""
+    proc = start_gres(spawn, slow_model, '-p', 'warmup_runs:=20', stop_timeout_s=2.0)
+    assert spin_until(ros_node, lambda: 'configured' in proc.log(), 60, proc)
+    spin_until(ros_node, lambda: False, 1.0)
+    assert 'active:' not in proc.log()  # still activating when the test ends and SIGINT comes

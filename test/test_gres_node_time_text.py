@@ -52,11 +52,12 @@ def test_sim_time_expiry_clock_jumps_and_text(ros_node, spawn, tiny_model):  # n
         def node_clock_at(sec):  # /diagnostics carries the node clock in its header
             return lambda: any(a.header.stamp.sec == sec for a in probe.diagnostics[-3:])
 
-        assert spin_until(ros_node, node_clock_at(1000), 20, proc)
+        assert spin_until(ros_node, node_clock_at(1000), 90, proc)
         probe.instruct('the red mug')
         res = probe.request(image_msg(PIC, 999 * NS_PER_S + 500_000_000), timeout_s=60, proc=proc)
         assert res is not None, proc.log()[-3000:]
         assert res.instruction_stamp.sec == 1000  # receive stamp from the node clock = /clock
+
         def reported():
             status = probe.last_status()
             return status is not None and 'latency_stamp_ms_max' in status[2]

@@ -76,6 +76,7 @@ class GresNode(LifecycleNode):
         self._throttle = KeyedThrottle(5.0)
         self._rx_group = ReentrantCallbackGroup()
         self._infer_group = MutuallyExclusiveCallbackGroup()
+        self._diag_group = MutuallyExclusiveCallbackGroup()  # reports go on during activation
         self._processor: FrameProcessor | None = None
         self._predictor_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -150,7 +151,7 @@ class GresNode(LifecycleNode):
                                ('instruction/spoken', Q.SPOKEN_QOS))
         ]  # fmt: skip
         self._diag_timer = self.create_timer(  # steady: reports go on while a bag is paused
-            values['diagnostics_period_s'], self._on_diag_timer, clock=self._steady
+            values['diagnostics_period_s'], self._on_diag_timer, self._diag_group, self._steady
         )
         self.get_logger().info(f'configured: model folder {self._model_path}')
         return super().on_configure(state)
@@ -158,12 +159,17 @@ class GresNode(LifecycleNode):
     def on_activate(self, state) -> TransitionCallbackReturn:
         v = self._values
         try:
-            predictor, warm_ms = load_predictor(self._model_path, v, self._settings.thresholds)
+            predictor, warm_ms = load_predictor(
+                self._model_path, v, self._settings.thresholds, lambda: self._exiting
+            )
         except Exception as exc:  # boundary: any load failure is a FAILURE with its reason
             self.get_logger().error(
                 f'activate failed: cannot load model {self._model_path} with backend '
                 f'{v["backend"]!r} on {v["device"]!r}: {type(exc).__name__}: {exc}'
             )
+            return FAILURE
+        if self._exiting:  # Ctrl-C while loading: do not start processing
+            predictor.close()
             return FAILURE
         warn = self.get_logger().warning
         with self._predictor_lock:
@@ -401,8 +407,10 @@ def main(args=None) -> int:
         pass
     finally:
         node._exiting = True
-        node.release()
-        executor.shutdown(timeout_sec=1.0)
+        node.release()  # waits for the frame in flight (one inference), frees the model
+        # Do not wait for a callback still running (e.g. an activation loading a model for
+        # many seconds): its thread ends with the process, whose state is released here.
+        executor.shutdown(timeout_sec=1.0, wait_for_threads=False)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

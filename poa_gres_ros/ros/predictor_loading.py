@@ -8,6 +8,7 @@ subscribes to images and reports itself active.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,12 @@ import numpy as np
 from poa_gres_ros.core.config import Thresholds
 
 
-def load_predictor(model_path: str | Path, values: dict, thresholds: Thresholds):
+def load_predictor(
+    model_path: str | Path,
+    values: dict,
+    thresholds: Thresholds,
+    should_stop: Callable[[], bool] = lambda: False,
+):
     """Build ``Predictor.from_model_dir(model_path, backend, device, thresholds)`` and warm it up.
 
     Args:
@@ -24,6 +30,7 @@ def load_predictor(model_path: str | Path, values: dict, thresholds: Thresholds)
             'precision' and 'engine_cache_dir' as backend options when they differ from their
             defaults ('fp32', '' = the backend's default).
         thresholds: initial thresholds.
+        should_stop: polled between warm-up runs; True ends the warm-up early (Ctrl-C).
 
     Returns:
         (predictor, warm-up wall time in ms).
@@ -44,6 +51,8 @@ def load_predictor(model_path: str | Path, values: dict, thresholds: Thresholds)
         h, w = predictor.input_size_hw
         predictor.set_instruction('warm up')
         for _ in range(values['warmup_runs']):
+            if should_stop():
+                break
             predictor.predict(np.zeros((h, w, 3), np.uint8))
         predictor.clear_instruction()
     return predictor, (time.perf_counter() - t0) * 1e3
