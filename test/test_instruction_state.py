@@ -18,6 +18,8 @@ def test_ids_count_up_and_clear_uses_none():
     assert st.receive('   \t\n', 30) is None
     assert st.current() is None and st.bind(40) is None
     assert st.receive('the bowl', 50).id == 3
+    st.clear()  # lifecycle cleanup: nothing bound, but ids never restart
+    assert st.bind(60) is None and st.receive('the cup', 70).id == 4
 
 
 @pytest.mark.parametrize('text', ['', ' ', '\t\n  '])

@@ -176,6 +176,7 @@ class GresNode(LifecycleNode):
             self._processor = FrameProcessor(predictor, self.instructions, warn)
         self._stopping.clear()
         self._wake = self.create_guard_condition(self._on_wake, callback_group=self._infer_group)
+        result = super().on_activate(state)  # lifecycle publishers on before the first frame
         self._subscribe_images(v)
         self.get_logger().info(
             f'active: model {predictor.model_name} ({predictor.backend_name} on {v["device"]}, '
@@ -183,7 +184,7 @@ class GresNode(LifecycleNode):
             f'{self._image_topic} ({v["image_qos"]})'
         )
         self._wake.trigger()  # encode an instruction that came while inactive
-        return super().on_activate(state)
+        return result
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         self._stop_processing()
@@ -257,7 +258,7 @@ class GresNode(LifecycleNode):
             else:
                 self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
-        self.instructions = InstructionState(self._settings.instruction_timeout_s)
+        self.instructions.clear()  # ids keep counting: a result id is never reused
         self.stats.reset()
 
     # ---------------------------------------------------------------- callbacks

@@ -111,6 +111,11 @@ class InstructionState:
             self._encodings = {k: v for k, v in self._encodings.items() if k >= instr.id - 8}
             return instr
 
+    def clear(self) -> None:
+        """Forget the current instruction (ids keep counting from where they were)."""
+        with self._lock:
+            self._current = None
+
     def bind(self, now_ns: int) -> Instruction | None:
         """The instruction an image received at node-clock time ``now_ns`` is processed with:
         the newest received instruction, or None if there is none, it was cleared, or it is
