@@ -20,8 +20,16 @@ NS_PER_S = 1_000_000_000
 KEEP_ALL = ['-p', 'relevance_threshold:=0.0', '-p', 'no_target_threshold:=1.0']
 
 
-def make_model(path: Path, size_hw: tuple[int, int] | None = None, seed: int = 0) -> Path:
-    """Save the tiny preset (input ``size_hw`` if given) with seed ``seed`` to ``path``."""
+def make_model(
+    path: Path, size_hw: tuple[int, int] | None = None, seed: int = 0, no_target_bias: float = 0.0
+) -> Path:
+    """Save the tiny preset (input ``size_hw`` if given) with seed ``seed`` to ``path``.
+
+    ``no_target_bias`` > 0 makes the no-target head certain: its last linear layer gets zero
+    weights and biases (-b, +b), so p(no-target) = sigmoid(2 b) for every image and text (a
+    real model folder whose forward pass answers "nothing referred", as a trained model does
+    for a no-target instruction).
+    """
     import torch
 
     from poa_gres_ros.core.model_config import get_preset
@@ -32,7 +40,13 @@ def make_model(path: Path, size_hw: tuple[int, int] | None = None, seed: int = 0
     if size_hw is not None:
         cfg.input.size_hw = tuple(size_hw)
     torch.manual_seed(seed)
-    save_model(build_model(cfg), path)
+    model = build_model(cfg)
+    if no_target_bias:
+        last = [m for m in model.no_target_head.modules() if isinstance(m, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.copy_(torch.tensor([-no_target_bias, no_target_bias]))
+    save_model(model, path)
     return path
 
 
@@ -226,4 +240,13 @@ def tiny_model(tmp_path_factory):
     path = tmp_path_factory.getbasetemp() / 'models' / 'tiny'
     if not (path / 'config.json').exists():
         make_model(path)
+    return path
+
+
+@pytest.fixture(scope='session')
+def no_target_model(tmp_path_factory):
+    """The tiny model with a certain no-target head: p(no-target) = sigmoid(20) for all."""
+    path = tmp_path_factory.getbasetemp() / 'models' / 'tiny_no_target'
+    if not (path / 'config.json').exists():
+        make_model(path, no_target_bias=10.0)
     return path

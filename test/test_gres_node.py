@@ -15,6 +15,7 @@ from gres_helpers import (
     Probe,
     image_msg,
     mask_array,
+    no_target_model,  # noqa: F401  (fixture)
     set_params,
     start_gres,
     tiny_model,  # noqa: F401  (fixture)
@@ -36,9 +37,11 @@ def _counter(probe, key):
 def test_instruction_then_image_gives_instances_and_thresholds_are_dynamic(
     ros_node,
     spawn,
-    tiny_model,  # noqa: F811
+    no_target_model,  # noqa: F811
 ):
-    proc = start_gres(spawn, tiny_model, *KEEP_ALL, node_name='gres_flow', stop_timeout_s=2.0)
+    """With no_target_threshold 1.0 nothing can be no-target; the model folder's no-target
+    head is certain (p = sigmoid(20)), so back at the default 0.5 it answers no-target."""
+    proc = start_gres(spawn, no_target_model, *KEEP_ALL, node_name='gres_flow', stop_timeout_s=2.0)
     lc = Lifecycle(ros_node, '/gres_flow', proc=proc)
     probe = Probe(ros_node)
     try:
@@ -70,16 +73,17 @@ def test_instruction_then_image_gives_instances_and_thresholds_are_dynamic(
         assert spin_until(ros_node, lambda: probe.masks and probe.no_target, 5, proc)
         assert probe.masks[-1].header == res.header and probe.no_target[-1].data is False
 
-        # Dynamic threshold: no_target_threshold 1.0 -> 0.0 makes the next frame no-target.
+        # Dynamic threshold: no_target_threshold 1.0 -> 0.5 (the default) makes the next
+        # frame no-target, because this model is certain that nothing is referred to.
+        assert res.no_target_probability > 0.99  # certain, yet not no-target at threshold 1
         bad = set_params(ros_node, '/gres_flow', proc, relevance_threshold=1.5)
         assert not bad[0].successful and 'relevance_threshold' in bad[0].reason
         ro = set_params(ros_node, '/gres_flow', proc, model_dir='/elsewhere')
         assert not ro[0].successful  # read-only while running
-        (ok,) = set_params(ros_node, '/gres_flow', proc, no_target_threshold=0.0)
+        (ok,) = set_params(ros_node, '/gres_flow', proc, no_target_threshold=0.5)
         assert ok.successful, ok.reason
         res = probe.request(image_msg(pic, stamp_ns=3 * NS_PER_S), proc=proc)
         assert res.no_target and res.instances == [] and res.phrases == []
-        assert res.no_target_probability > 0.0
         assert not mask_array(res.mask).any()
         assert spin_until(ros_node, lambda: probe.no_target[-1].data is True, 5, proc)
 
