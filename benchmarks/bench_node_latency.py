@@ -90,6 +90,9 @@ def main() -> int:
         client.close()
     p = H.percentile
     ratio = p(ros_ms, 50) / p(bare_ms, 50)
+    # The same ratio per frame, inside one process pair: end-to-end over the node's own model
+    # time for that frame. Robust to load changes between frames on a shared machine.
+    per_frame = p([r / m for r, m in zip(ros_ms, node_ms)], 50)
     print(f'machine: {platform.processor() or platform.machine()}, '
           f'{__import__("os").cpu_count()} CPUs; model {model_dir}; '
           f'{args.width}x{args.height} rgb8; {len(bare_ms)} frames per path')  # fmt: skip
@@ -103,6 +106,7 @@ def main() -> int:
         print(f'node internals (last 10 s, /diagnostics): receipt->published p50 '
               f'{float(diag["latency_receipt_ms_p50"]):.1f} ms, model p50 '
               f'{float(diag["latency_inference_ms_p50"]):.1f} ms')  # fmt: skip
+    print(f'per-frame overhead: median(end-to-end / node model time) = {per_frame:.3f}')
     print(f'ratio ROS p50 / bare p50 = {ratio:.3f} (target <= 1.10: '
           f'{"met" if ratio <= 1.10 else "NOT met"}); node exit status {code} after '
           f'{stop_s:.2f} s of SIGINT')  # fmt: skip
