@@ -296,3 +296,11 @@ def test_config_json_round_trip_and_errors(tmp_path):
     (tmp_path / 'bad.json').write_text('{"decoder": ')
     with pytest.raises(ValueError, match='not valid JSON'):
         POAConfig.from_json(tmp_path / 'bad.json')
+
+
+def test_paper_preset_needs_local_weights():
+    with pytest.raises(FileNotFoundError, match='text.source'):
+        build_model('paper')  # bert-base-uncased must be a local folder; nothing downloads
+    cfg = get_preset('paper').with_overrides({'text.source': 'minilm'})
+    with pytest.raises(ValueError, match='backbone.weights'):
+        build_model(cfg)
