@@ -33,7 +33,8 @@ def poa_token_mask(attention_mask: Tensor, exclude_special: bool) -> Tensor:
     pos = torch.arange(valid.shape[1], device=valid.device)[None, :]
     last = valid.long().sum(1, keepdim=True) - 1
     content = valid & (pos > 0) & (pos != last)
-    return torch.where(content.any(1, keepdim=True), content, valid)
+    # logical ops, not torch.where: ONNX Runtime has no Where kernel for bool tensors
+    return content | (valid & ~content.any(1, keepdim=True))
 
 
 def phrase_alignment(
