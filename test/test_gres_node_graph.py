@@ -154,3 +154,25 @@ def test_poa_gres_node_verb_starts_the_node_like_the_launch_file(ros_node, spawn
         assert ros_node.count_publishers('/cell3/gres/instances') == 1
     finally:
         probe.close()
+
+
+def test_image_qos_auto_follows_the_publishers(ros_node, spawn, tiny_model):  # noqa: F811
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    proc = start_gres(spawn, tiny_model, *KEEP_ALL, '-p', 'image_qos:=auto')
+    probe = Probe(ros_node, image_qos=QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+    best_effort = None
+    try:
+        probe.instruct('the bowl')
+        assert spin_until(ros_node, lambda: 'publishers are RELIABLE' in proc.log(), 120, proc)
+        assert probe.request(image_msg(PIC, NS_PER_S), proc=proc) is not None
+        # A best-effort camera joins: back to best effort so that it matches too.
+        best_effort = ros_node.create_publisher(Image, '/camera/image_raw', qos_profile_sensor_data)
+        assert spin_until(ros_node, lambda: 'publishers are BEST_EFFORT' in proc.log(), 30, proc)
+        assert probe.request(image_msg(PIC, 2 * NS_PER_S), proc=proc) is not None
+        assert 'QoS mismatch' not in proc.log()
+    finally:
+        if best_effort is not None:
+            ros_node.destroy_publisher(best_effort)
+        probe.close()

@@ -33,10 +33,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, String
 
 from poa_gres_ros.core.visualize import draw_overlay
@@ -45,6 +44,7 @@ from poa_gres_ros.ros import qos as Q
 from poa_gres_ros.ros.diagnostics import build_diagnostics
 from poa_gres_ros.ros.frame_processor import Frame, FrameProcessor
 from poa_gres_ros.ros.image_conversion import ImageConversionError
+from poa_gres_ros.ros.image_input import ImageInput
 from poa_gres_ros.ros.instruction_state import InstructionState
 from poa_gres_ros.ros.node_params import (
     SPECS,
@@ -85,7 +85,7 @@ class GresNode(LifecycleNode):
         self._model_path = None
         self._pubs: dict = {}
         self._instr_subs: list = []
-        self._image_subs: list = []
+        self._images: ImageInput | None = None
         self._diag_timer = None
         self._wake = None
         self._prev_snapshot: dict | None = None
@@ -131,7 +131,11 @@ class GresNode(LifecycleNode):
             self.get_logger().error(f'configure failed: model {values["model_dir"]!r}: {exc}')
             return FAILURE
         self._values = values
-        self._image_qos = Q.image_qos(values['image_qos'])
+        self._images = ImageInput(
+            self, self._image_topic, values['image_qos'], values['subscribe_compressed'],
+            self._on_image, lambda n: self.stats.count('lost_in_transport', n), self._check_qos,
+            self._rx_group,
+        )  # fmt: skip
         lp = self.create_lifecycle_publisher
         self._pubs = {
             'instances': lp(GresInstances, 'gres/instances', Q.RESULT_QOS),
@@ -177,7 +181,7 @@ class GresNode(LifecycleNode):
         self._stopping.clear()
         self._wake = self.create_guard_condition(self._on_wake, callback_group=self._infer_group)
         result = super().on_activate(state)  # lifecycle publishers on before the first frame
-        self._subscribe_images(v)
+        self._images.subscribe()
         self.get_logger().info(
             f'active: model {predictor.model_name} ({predictor.backend_name} on {v["device"]}, '
             f'input {predictor.input_size_hw}, warm-up {warm_ms:.0f} ms); images from '
@@ -203,36 +207,11 @@ class GresNode(LifecycleNode):
         self.release()
         return SUCCESS
 
-    def _subscribe_images(self, v: dict) -> None:
-        """``image`` (after remapping), and ``<that>/compressed`` as image_transport names it,
-        so one remap of ``image`` moves both. Frames the middleware drops before our callback
-        (its KEEP_LAST history overflowing while the process is busy) are counted through the
-        message-lost event; an incompatible publisher triggers the QoS check at once."""
-        subs = [(Image, self._image_topic)]
-        if v['subscribe_compressed']:
-            subs.append((CompressedImage, self._image_topic.rstrip('/') + '/compressed'))
-        events = SubscriptionEventCallbacks(
-            message_lost=lambda e: self.stats.count('lost_in_transport', e.total_count_change),
-            incompatible_qos=lambda _info: self._check_qos(),
-        )
-        self._image_subs = [
-            self.create_subscription(
-                t,
-                topic,
-                functools.partial(self._on_image, topic=topic),
-                self._image_qos,
-                callback_group=self._rx_group,
-                event_callbacks=events,
-            )  # fmt: skip
-            for t, topic in subs
-        ]
-
     def _stop_processing(self) -> None:
         """Unsubscribe images, let the frame in flight finish, free the model."""
         self._stopping.set()
-        for sub in self._image_subs:
-            self.destroy_subscription(sub)
-        self._image_subs = []
+        if self._images is not None:
+            self._images.unsubscribe()
         self._slot.clear()
         with self._predictor_lock:  # waits for the frame in flight
             processor, self._processor = self._processor, None
@@ -355,7 +334,8 @@ class GresNode(LifecycleNode):
                 'lifecycle_state': 'active' if self._processor is not None else 'inactive',
                 'model_dir': str(self._model_path),
                 'image_topic': self._image_topic,
-                'image_qos': self._values.get('image_qos', ''),
+                'image_qos': self._values.get('image_qos', '')
+                + (f' ({self._images.qos.reliability.name})' if self._images else ''),
             }
             arr = build_diagnostics(
                 self.get_clock().now().to_msg(), f'{self.get_fully_qualified_name()}: inference',
@@ -367,10 +347,14 @@ class GresNode(LifecycleNode):
             self._log_throttled('diagnostics', f'diagnostics failed: {exc!r}')
 
     def _check_qos(self) -> None:
-        """Warn when a topic we subscribe has publishers but none matches (faults #8-#11)."""
-        subs = [(s, self._image_qos) for s in self._image_subs]
-        subs += list(zip(self._instr_subs, (Q.INSTRUCTION_QOS, Q.SPOKEN_QOS)))
-        problems = [Q.mismatch_report(self, s.topic_name, q) for s, q in subs]
+        """Warn when a topic we subscribe has publishers but none matches (faults #8-#11);
+        with image_qos 'auto', follow the image publishers' reliability first."""
+        switched = self._images.follow_publishers() if self._images is not None else None
+        if switched:
+            self.get_logger().info(switched)
+        problems = self._images.mismatches() if self._images is not None else []
+        for sub, qos in zip(self._instr_subs, (Q.INSTRUCTION_QOS, Q.SPOKEN_QOS)):
+            problems.append(Q.mismatch_report(self, sub.topic_name, qos))
         problems = [p for p in problems if p]
         self._qos_problem = '; '.join(problems) or None
         for problem in problems:

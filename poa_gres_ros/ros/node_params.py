@@ -25,7 +25,7 @@ from poa_gres_ros.core.config import Thresholds
 
 BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt')
 PRECISIONS = ('fp32', 'fp16', 'int8')
-IMAGE_QOS = ('sensor_data', 'reliable', 'system_default')
+IMAGE_QOS = ('sensor_data', 'reliable', 'system_default', 'auto')
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,10 @@ SPECS: dict[str, _Spec] = {
     'image_qos': _Spec(
         'sensor_data',
         'Image subscription QoS: sensor_data (best effort, matches every camera), reliable, '
-        'system_default. A warning is logged when the image topic has publishers but none match. '
-        'With a reliable camera and frames over ~0.5 MB on shared memory, reliable avoids '
-        "Fast DDS's occasional best-effort drops of large samples.",
+        'system_default, or auto (best effort, switched to reliable while every publisher of '
+        'the image topic is reliable: Fast DDS drops many large best-effort samples, e.g. about '
+        'half of 640x480 rgb8 frames at 30 Hz). A warning is logged when the image topic has '
+        'publishers but none match.',
         read_only=True,
         choices=IMAGE_QOS,
     ),
