@@ -214,6 +214,7 @@ def main(argv=None) -> int:
     if not args.no_train_step:
         report['train_step_ms_batch4'] = _stats(_train_step(model, x, tok, n=max(3, n // 4)))
     report['load_average_1min'] = round(os.getloadavg()[0], 2)
+    report['gflops_per_frame'] = _flops(model, x, tok)
     report['params'] = {
         'total': model.num_parameters(),
         'trainable': model.num_parameters(trainable_only=True),
@@ -237,6 +238,38 @@ def main(argv=None) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _flops(model, x, tok) -> dict[str, float]:
+    """GFLOPs per stage (torch.utils.flop_counter: matmuls and convs; grid_sample and
+    element-wise ops are not counted)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    ids, mask = tok['input_ids'], tok['attention_mask']
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:  # the counter's module tracker needs autograd-visible tensors
+        p.requires_grad_(True)
+    try:
+        with torch.no_grad():
+            text = model.encode_text(ids, mask)
+            feats = model.extract_features(x)
+            mask_features, multi = model.pixel_decoder(feats)
+        stages = {
+            'text_encoder': lambda: model.text_encoder(ids, mask),
+            'backbone': lambda: model.backbone(x),
+            'pixel_decoder': lambda: model.pixel_decoder(feats),
+            'decoder_heads': lambda: model.decoder(multi, mask_features, text, mask, False),
+        }
+        out = {}
+        for name, fn in stages.items():
+            with FlopCounterMode(display=False) as counter:
+                fn()
+            out[name] = round(counter.get_total_flops() / 1e9, 3)
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+    return out
 
 
 def _train_step(model, x, tok, n: int) -> list[float]:

@@ -92,6 +92,17 @@ def test_precomputed_features_give_same_output(tiny):
         assert torch.equal(getattr(full, name), getattr(cached, name)), name
 
 
+def test_inference_path_equals_training_path(tiny):
+    """aux_outputs=False computes the intermediate masks at the attention resolution."""
+    images, tok = _inputs(tiny, ['the red mug and the duck on the left', 'a cup'], (64, 96))
+    with torch.no_grad():
+        full = tiny(images, tok.input_ids, tok.attention_mask)
+        fast = tiny(images, tok.input_ids, tok.attention_mask, aux_outputs=False)
+    assert fast.aux_outputs == [] and len(full.aux_outputs) == tiny.config.decoder.num_layers
+    for name in LAYER_FIELDS + ('no_target_logits',):
+        assert torch.allclose(getattr(full, name), getattr(fast, name), atol=1e-4), name
+
+
 def test_missing_inputs_raise(tiny):
     images, tok = _inputs(tiny, ['mug'], (64, 64))
     with pytest.raises(ValueError, match='attention_mask'):
@@ -285,3 +296,11 @@ def test_config_json_round_trip_and_errors(tmp_path):
     (tmp_path / 'bad.json').write_text('{"decoder": ')
     with pytest.raises(ValueError, match='not valid JSON'):
         POAConfig.from_json(tmp_path / 'bad.json')
+
+
+def test_paper_preset_needs_local_weights():
+    with pytest.raises(FileNotFoundError, match='text.source'):
+        build_model('paper')  # bert-base-uncased must be a local folder; nothing downloads
+    cfg = get_preset('paper').with_overrides({'text.source': 'minilm'})
+    with pytest.raises(ValueError, match='backbone.weights'):
+        build_model(cfg)

@@ -183,3 +183,40 @@ def test_from_model_dir_and_resolve_by_name(model_dir, monkeypatch, tmp_path):
     assert str(model_dir.parent / 'no_such_model') in str(err.value)
     with pytest.raises(ValueError, match='unknown backend'):
         Predictor.from_model_dir(model_dir, backend='openvino')
+
+
+def test_instruction_changes_from_other_threads(predictor):
+    """A node sets instructions from one callback group while another predicts."""
+    import threading
+
+    predictor.set_instruction('a cup')
+    errors, results = [], []
+
+    def set_texts(texts):
+        try:
+            for t in texts:
+                predictor.set_instruction(t)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    def predict():
+        try:
+            for s in range(4):
+                results.append(predictor.predict(_image(seed=s), KEEP_ALL).instruction)
+        except Exception as exc:
+            errors.append(exc)
+
+    texts_a = [f'the {c} mug on the left' for c in ('red', 'blue', 'green', 'big')]
+    texts_b = [f'the {c} duck' for c in ('small', 'yellow', 'rubber', 'last')]
+    threads = [
+        threading.Thread(target=set_texts, args=(texts_a,)),
+        threading.Thread(target=set_texts, args=(texts_b,)),
+        threading.Thread(target=predict),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert len(results) == 4 and all(r in {'a cup', *texts_a, *texts_b} for r in results)
+    assert predictor.instruction.text in {*texts_a, *texts_b}

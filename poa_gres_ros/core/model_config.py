@@ -8,17 +8,7 @@ follow the spec's default choices (§9); presets change sizes, not semantics, un
 The text encoder's hidden size is never stored here: it is read from the encoder's own config
 when the model is built (``POAModel.text_hidden_size``).
 
-Tabletop sizing (measured with ``benchmarks/bench_model.py``, torch eager, 2 threads; the numbers
-are in that script's output and the issue-3 report). The budget is 150 ms per 480x640 camera
-frame with the instruction cached, of which the frozen EfficientNet-Lite0 takes about 56 ms at
-384x512 on the reference machine. The decoder side is therefore sized so that it stays well below
-the backbone: C = 128 (half of the paper's 256; 4 heads of 32 channels), 3 deformable encoder
-layers over 4032 multi-scale tokens (strides 8/16/32 at 384x512), 6 decoder layers (2 rounds over
-the 3 scales, 7 supervised prediction sets) and 24 queries (tabletop scenes hold at most 10
-objects; the spec's N = 20 ablation loses 1.3 cIoU on gRefCOCO's crowded COCO scenes, which
-tabletop scenes are not). With these sizes the decoder and pixel decoder cost less than the
-backbone, and CPU training on cached frozen features runs a forward+backward of the trainable
-part in well under a second per image (see the benchmark's ``train_step_ms``).
+The presets live in core/model_presets.py (with the tabletop sizing rationale).
 """
 
 from __future__ import annotations
@@ -383,98 +373,15 @@ def _section_from_dict(section_cls, values: dict, section: str):
 
 
 # --- presets ------------------------------------------------------------------------------
-def _paper() -> POAConfig:
-    """Spec §2 at paper scale: Swin-B (PWAM fusion) + BERT-base, 480x480, 100 queries, 9 layers.
-    Set ``backbone.weights`` and ``text.source`` to local folders before building."""
-    return POAConfig(name='paper')
-
-
-def _tabletop() -> POAConfig:
-    """CPU robot preset: frozen EfficientNet-Lite0 + frozen MiniLM-L6, 384x512 (4:3), C=128."""
-    return POAConfig(
-        name='tabletop',
-        input=InputConfig(
-            size_hw=(384, 512), pixel_mean=(127.0, 127.0, 127.0), pixel_std=(128.0, 128.0, 128.0)
-        ),
-        backbone=BackboneConfig(
-            name='efficientnet_lite0', pretrained=True, frozen=True, language_fusion=False
-        ),
-        text=TextConfig(source='minilm', pretrained=True, frozen=True, max_tokens=20),
-        pixel_decoder=PixelDecoderConfig(
-            conv_dim=128,
-            mask_dim=128,
-            num_encoder_layers=2,
-            num_heads=4,
-            num_points=4,
-            dim_feedforward=512,
-            fpn_conv='separable',
-        ),
-        decoder=DecoderConfig(
-            hidden_dim=128,
-            num_queries=24,
-            num_layers=6,
-            num_heads=4,
-            dim_feedforward=512,
-            text_ffn_dim=256,
-        ),
-        heads=HeadConfig(poa_exclude_special_tokens=True, no_target_hidden=128),
-    )
-
-
-def _tiny() -> POAConfig:
-    """Random tiny model for tests: a 4-stage CNN and a 2-layer 32-d BERT on MiniLM's vocab."""
-    return POAConfig(
-        name='tiny',
-        input=InputConfig(size_hw=(64, 96)),
-        backbone=BackboneConfig(
-            name='tiny_cnn',
-            pretrained=False,
-            frozen=False,
-            language_fusion=False,
-            tiny_channels=(8, 16, 24, 32),
-        ),
-        text=TextConfig(
-            source='minilm',
-            pretrained=False,
-            frozen=False,
-            max_tokens=16,
-            random_init_overrides={
-                'hidden_size': 32,
-                'num_hidden_layers': 2,
-                'num_attention_heads': 2,
-                'intermediate_size': 64,
-            },
-        ),
-        pixel_decoder=PixelDecoderConfig(
-            conv_dim=32,
-            mask_dim=32,
-            num_encoder_layers=1,
-            num_heads=2,
-            num_points=2,
-            dim_feedforward=64,
-            norm_groups=8,
-        ),
-        decoder=DecoderConfig(
-            hidden_dim=32,
-            num_queries=6,
-            num_layers=3,
-            num_heads=2,
-            dim_feedforward=64,
-            text_ffn_dim=32,
-        ),
-        heads=HeadConfig(no_target_hidden=32),
-    )
-
-
-PRESETS = {'paper': _paper, 'tabletop': _tabletop, 'tiny': _tiny}
-
-
 def get_preset(name: str) -> POAConfig:
-    """Return a fresh POAConfig of a named preset ('paper', 'tabletop', 'tiny').
+    """Return a fresh POAConfig of a named preset ('paper', 'tabletop', 'tiny'; defined and
+    justified in core/model_presets.py).
 
     Raises:
         ValueError: unknown name (the known ones are listed).
     """
+    from poa_gres_ros.core.model_presets import PRESETS
+
     if name not in PRESETS:
         raise ValueError(f'unknown model preset {name!r}; known: {sorted(PRESETS)}')
     return PRESETS[name]()

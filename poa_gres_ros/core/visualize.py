@@ -40,14 +40,31 @@ def ascii_label(text: str) -> str:
     return ''.join(out)
 
 
-def _put_label(img: np.ndarray, text: str, org: tuple[int, int], colour, scale: float) -> None:
+def _put_label(
+    img: np.ndarray,
+    text: str,
+    org: tuple[int, int],
+    colour,
+    scale: float,
+    taken: list[tuple[int, int, int, int]] | None = None,
+) -> None:
+    """Filled label with its top-left near ``org``; moved down while it would cover a label
+    in ``taken`` (boxes x0, y0, x1, y1, updated)."""
     import cv2
 
     font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, int(round(scale * 2)))
     (tw, th), base = cv2.getTextSize(text, font, scale, thick)
+    height = th + base + 2
     x = int(np.clip(org[0], 0, max(0, img.shape[1] - tw - 2)))
-    y = int(np.clip(org[1], th + base + 2, img.shape[0] - 1))
-    cv2.rectangle(img, (x, y - th - base - 2), (x + tw + 2, y), colour, -1)
+    y = int(np.clip(org[1] + height, height, img.shape[0] - 1))  # y = bottom edge
+    for _ in range(len(taken or ())):
+        hit = any(x < r[2] and r[0] < x + tw + 2 and y - height < r[3] and r[1] < y for r in taken)
+        if not hit or y + height > img.shape[0] - 1:
+            break
+        y += height
+    if taken is not None:
+        taken.append((x, y - height, x + tw + 2, y))
+    cv2.rectangle(img, (x, y - height), (x + tw + 2, y), colour, -1)
     lum = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
     fg = (0, 0, 0) if lum > 140 else (255, 255, 255)
     cv2.putText(img, text, (x + 1, y - base - 1), font, scale, fg, thick, cv2.LINE_AA)
@@ -99,18 +116,24 @@ def draw_overlay(
             prediction.final_mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
         )
         cv2.drawContours(out, contours, -1, (255, 255, 255), 1)
+    taken: list[tuple[int, int, int, int]] = []
+    if prediction.no_target:
+        _put_label(
+            out,
+            f'no target ({prediction.no_target_prob:.2f})',
+            (4, 0),
+            (214, 39, 40),
+            scale * 1.3,
+            taken,
+        )
     for k, inst in enumerate(prediction.instances):  # labels last, on top of every fill
         colour = PALETTE_RGB[k % len(PALETTE_RGB)]
         phrase = ascii_label(inst.phrase.text) if inst.phrase is not None else '-'
         x0, y0, _, _ = inst.box_xyxy_px
-        _put_label(out, f'{phrase} {inst.relevance:.2f}', (x0, y0), colour, scale)
-    if prediction.no_target:
-        _put_label(
-            out, f'no target ({prediction.no_target_prob:.2f})', (4, 0), (214, 39, 40), scale * 1.3
-        )
+        _put_label(out, f'{phrase} {inst.relevance:.2f}', (x0, y0), colour, scale, taken)
     if show_instruction and prediction.instruction:
         text = ascii_label(prediction.instruction) + (
             ' [truncated]' if prediction.truncated else ''
         )
-        _put_label(out, text, (4, h - 1), (20, 20, 20), scale)
+        _put_label(out, text, (4, h), (20, 20, 20), scale)
     return out

@@ -187,10 +187,12 @@ class Predictor:
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
-        tok = tokenize(self._tokenizer, [text], self.max_tokens, padding='longest')
-        ids = tok.input_ids.numpy().astype(np.int64)
-        mask = tok.attention_mask.numpy().astype(np.int64)
+        # the fast tokenizer mutates its padding/truncation state per call ("Already borrowed"
+        # from two threads), so it runs under the same lock as the backend
         with self._run_lock:
+            tok = tokenize(self._tokenizer, [text], self.max_tokens, padding='longest')
+            ids = tok.input_ids.numpy().astype(np.int64)
+            mask = tok.attention_mask.numpy().astype(np.int64)
             feats = np.asarray(self._backend.encode_text(ids, mask), np.float32)
         enc = _Encoded(
             InstructionInfo(text, tok.num_tokens[0], tok.truncated[0]),

@@ -55,6 +55,7 @@ def save_model(model: POAModel, model_dir: str | os.PathLike) -> Path:
     }
     tmp = out / (WEIGHTS_NAME + '.tmp')
     save_file(tensors, str(tmp), metadata={'format': 'pt', 'poa_gres_ros': MODEL_FORMAT})
+    os.chmod(tmp, 0o644)  # safetensors creates 0600 files; nodes may run as another user
     os.replace(tmp, out / WEIGHTS_NAME)
     cfg.to_json(out / CONFIG_NAME)
     return out

@@ -53,6 +53,9 @@ class POAModel(nn.Module):
     Attributes:
         external_prefixes: state-dict prefixes of frozen pretrained parts that are rebuilt from
             their sources when loading and therefore not stored in model folders.
+
+    The model is constructed in eval mode (like Hugging Face ``from_pretrained``); call
+    ``.train()`` before training (frozen parts stay in eval mode, see ``train``).
     """
 
     def __init__(

@@ -9,6 +9,7 @@ of the steps is ``DecoderConfig.layer_order`` (spec §9.1 [G]).
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from poa_gres_ros.core.model_config import DecoderConfig, HeadConfig
@@ -114,8 +115,11 @@ class POATransformerDecoder(nn.Module):
         (B, D, Hm, Wm); text_features (B, L, D_text) raw encoder output; attention_mask (B, L).
 
         Returns num_layers + 1 prediction dicts (see ``PredictionHeads.forward``), the one
-        before layer 1 first. With ``aux=False`` (inference) the earlier dicts hold only
-        'mask_logits' (all the masked attention needs).
+        before layer 1 first. With ``aux=False`` (inference) the earlier dicts hold only the
+        'mask_logits' that the next layer's masked attention needs, computed directly at that
+        layer's feature size from bilinearly resized F_mask: the mask logits are linear in
+        F_mask, so this equals Mask2Former's resize of the full stride-4 logits (up to float
+        rounding) at a fraction of the cost.
         """
         b = mask_features.shape[0]
         memories, memory_keys, sizes = [], [], []
@@ -131,11 +135,19 @@ class POATransformerDecoder(nn.Module):
         q_pos = self.query_embed.weight[None]
 
         last = len(self.layers)
+        small = []
+        if not aux and self.cfg.masked_attention:
+            small = [
+                F.interpolate(mask_features, size=size, mode='bilinear', align_corners=False)
+                for size in sizes
+            ]
 
         def predict(i: int, q: Tensor, text: Tensor) -> dict[str, Tensor]:
             if aux or i == last:
                 return self.heads(q, mask_features, text, token_mask)
-            return {'mask_logits': self.heads.mask_logits(q, mask_features)}
+            if not small:
+                return {}
+            return {'mask_logits': self.heads.mask_logits(q, small[i % self.num_levels])}
 
         outputs = [predict(0, q, text)]
         for i, layer in enumerate(self.layers):

@@ -1,0 +1,58 @@
+"""Load and warm up the predictor for the node (no ROS imports; called by on_activate).
+
+Warm-up (field fault #19): the first inferences of a backend are much slower (allocations,
+kernel selection, engine deserialisation), so ``warmup_runs`` dummy frames run before the node
+subscribes to images and reports itself active.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from poa_gres_ros.core.config import Thresholds
+
+
+def load_predictor(
+    model_path: str | Path,
+    values: dict,
+    thresholds: Thresholds,
+    should_stop: Callable[[], bool] = lambda: False,
+):
+    """Build ``Predictor.from_model_dir(model_path, backend, device, thresholds)`` and warm it up.
+
+    Args:
+        model_path: a resolved model folder.
+        values: node parameter values; uses 'backend', 'device', 'warmup_runs', and passes
+            'precision' and 'engine_cache_dir' as backend options when they differ from their
+            defaults ('fp32', '' = the backend's default).
+        thresholds: initial thresholds.
+        should_stop: polled between warm-up runs; True ends the warm-up early (Ctrl-C).
+
+    Returns:
+        (predictor, warm-up wall time in ms).
+
+    Raises:
+        whatever the predictor raises for a missing, corrupt or incompatible model
+        (FileNotFoundError, ValueError, RuntimeError, ...); the node turns it into FAILURE.
+    """
+    from poa_gres_ros.inference import Predictor
+
+    kwargs = {'backend': values['backend'], 'device': values['device']}
+    for key, default in (('precision', 'fp32'), ('engine_cache_dir', '')):
+        if values[key] != default:  # backend options; a backend that lacks one fails clearly
+            kwargs[key] = values[key]
+    predictor = Predictor.from_model_dir(str(model_path), thresholds=thresholds, **kwargs)
+    t0 = time.perf_counter()
+    if values['warmup_runs'] > 0:
+        h, w = predictor.input_size_hw
+        predictor.set_instruction('warm up')
+        for _ in range(values['warmup_runs']):
+            if should_stop():
+                break
+            predictor.predict(np.zeros((h, w, 3), np.uint8))
+        predictor.clear_instruction()
+    return predictor, (time.perf_counter() - t0) * 1e3

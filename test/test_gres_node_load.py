@@ -1,0 +1,97 @@
+"""Overload: a 30 Hz camera into a model far slower than 30 Hz (field faults #12, #13, #22).
+
+The slow backend is a real configuration, not a sleep: the tiny preset saved with a large
+input size (768 x 1024), so every frame costs a large fraction of a second on 2 CPU cores.
+With a single-slot buffer the node must process only the newest frames, count every other
+one as dropped, and its latency from receipt must stay within about two inference times
+(the frame in flight plus the newest one), however long the burst.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from gres_helpers import KEEP_ALL, NS_PER_S, Probe, image_msg, make_model, start_gres
+from image_encoders import tile_picture
+
+from ros_utils import spin_until
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]  # ~45 s: a slow model on purpose
+
+N_FRAMES, RATE_HZ = 60, 30.0
+
+
+@pytest.fixture(scope='module')
+def slow_model(tmp_path_factory):
+    return make_model(tmp_path_factory.mktemp('slow') / 'tiny_768x1024', size_hw=(768, 1024))
+
+
+def test_overload_drops_stale_frames_and_keeps_latency_bounded(ros_node, spawn, slow_model):
+    proc = start_gres(spawn, slow_model, *KEEP_ALL)
+    probe = Probe(ros_node)
+    try:
+        probe.instruct('the red mug')
+        pic = tile_picture(480, 640, block=32)
+        assert probe.request(image_msg(pic, NS_PER_S), timeout_s=90, proc=proc) is not None
+        n_before = len(probe.results)
+
+        def counters():
+            status = probe.last_status()
+            return {} if status is None else {k: v for k, v in status[2].items()}
+
+        assert spin_until(ros_node, lambda: int(counters().get('processed', 0)) >= 1, 10, proc)
+        base = counters()
+        period = 1.0 / RATE_HZ
+        t_next = time.monotonic()
+        for k in range(N_FRAMES):
+            probe.publish(image_msg(pic, (100 + k) * NS_PER_S))
+            t_next += period
+            spin_until(ros_node, lambda t=t_next: time.monotonic() >= t, period * 2)
+        n_at_end = len(probe.results)
+
+        def settled():
+            c = counters()
+            got = int(c.get('received', 0)) - int(base['received'])
+            done = sum(int(c.get(key, 0)) - int(base[key])
+                       for key in ('processed', 'dropped_stale', 'no_instruction', 'rejected',
+                                   'errors'))  # fmt: skip
+            return got > 0 and got == done
+
+        assert spin_until(ros_node, settled, 120, proc), (counters(), proc.log()[-2000:])
+        c = counters()
+        received = int(c['received']) - int(base['received'])
+        processed = int(c['processed']) - int(base['processed'])
+        dropped = int(c['dropped_stale']) - int(base['dropped_stale'])
+        lost = int(c['lost_in_transport']) - int(base['lost_in_transport'])
+        lat_ms, inf_ms = c['latency_receipt_ms_max'], c['latency_inference_ms_max']
+        print(f'overload: sent {N_FRAMES} at {RATE_HZ} Hz, received {received}, processed '
+              f'{processed}, dropped {dropped}, lost before the callback {lost}; latency '
+              f'from receipt max {lat_ms} ms, inference max {inf_ms} ms')  # fmt: skip
+        assert received >= N_FRAMES // 4  # the node saw the burst ...
+        assert received + lost >= N_FRAMES * 3 // 4  # ... and counted what DDS dropped for it
+        assert dropped > 0 and processed + dropped == received  # every frame accounted for
+        assert processed < received / 2  # the slow model could not keep up ...
+        # ... but it never worked through a backlog: once the burst ended, at most the frame
+        # in flight and the one in the slot were still processed (a queue would go on with
+        # every stale frame), plus at most one result still in transit at that moment.
+        burst = [r for r in probe.results[n_before:] if 100 <= r.header.stamp.sec < 200]
+        assert len(burst) == processed
+        assert [r.header.stamp.sec for r in burst] == sorted(r.header.stamp.sec for r in burst)
+        late = [r for r in probe.results[n_at_end:] if r.header.stamp.sec < 200]
+        assert len(late) <= 3, [r.header.stamp.sec for r in late]
+        final = probe.request(image_msg(pic, 200 * NS_PER_S), timeout_s=60, proc=proc)
+        assert final is not None  # and the node is still answering
+        # Latency from receipt within about two inference times (frame in flight + own).
+        assert float(c['latency_receipt_ms_max']) <= 2.5 * float(c['latency_inference_ms_max'])
+    finally:
+        probe.close()
+
+
+def test_ctrl_c_while_the_model_loads_exits_at_once(ros_node, spawn, slow_model):
+    """SIGINT during activation (model load + warm-up of a slow model) ends the process with
+    status 0 within 2 s (the spawn fixture checks both at teardown)."""
+    proc = start_gres(spawn, slow_model, '-p', 'warmup_runs:=20', stop_timeout_s=2.0)
+    assert spin_until(ros_node, lambda: 'configured' in proc.log(), 60, proc)
+    spin_until(ros_node, lambda: False, 1.0)
+    assert 'active:' not in proc.log()  # still activating when the test ends and SIGINT comes

@@ -1,0 +1,107 @@
+"""Time and text through the real node: use_sim_time (/clock) everywhere, instruction expiry,
+a clock jumping back (looped bag), over-long and invalid-UTF-8 instructions."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from gres_helpers import (
+    KEEP_ALL,
+    NS_PER_S,
+    Probe,
+    image_msg,
+    set_params,
+    start_gres,
+    tiny_model,  # noqa: F401  (fixture)
+)
+from image_encoders import tile_picture
+
+from ros_utils import spin_until
+
+pytestmark = pytest.mark.ros
+
+PIC = tile_picture(48, 64)
+
+
+def test_sim_time_expiry_clock_jumps_and_text(ros_node, spawn, tiny_model):  # noqa: F811
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from std_msgs.msg import String
+
+    clock_pub = ros_node.create_publisher(
+        Clock, '/clock', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    )
+    raw_instr = None
+    probe = Probe(ros_node)
+
+    def set_clock(sec, timeout_s=90.0):
+        """Publish /clock = sec (repeatedly, as a bag player does) until the node's clock,
+        seen in the header of its /diagnostics, is there."""
+        msg = Clock()
+        msg.clock.sec = sec
+
+        def there():
+            clock_pub.publish(msg)
+            return any(a.header.stamp.sec == sec for a in probe.diagnostics[-3:])
+
+        assert spin_until(ros_node, there, timeout_s, proc), f'node clock never reached {sec}'
+
+    proc = start_gres(
+        spawn, tiny_model, *KEEP_ALL, '-p', 'use_sim_time:=true', node_name='gres_simtime'
+    )
+    try:
+        assert spin_until(ros_node, lambda: clock_pub.get_subscription_count() >= 1, 60, proc)
+        set_clock(1000)
+        probe.instruct('the red mug')
+        res = probe.request(image_msg(PIC, 999 * NS_PER_S + 500_000_000), timeout_s=60, proc=proc)
+        assert res is not None, proc.log()[-3000:]
+        assert res.instruction_stamp.sec == 1000  # receive stamp from the node clock = /clock
+
+        def reported():
+            status = probe.last_status()
+            return status is not None and 'latency_stamp_ms_max' in status[2]
+
+        assert spin_until(ros_node, reported, 10, proc)
+        values = probe.last_status()[2]
+        assert float(values['latency_stamp_ms_max']) == pytest.approx(500.0)  # 1000 - 999.5 s
+
+        # Expiry on the node clock: 5 s timeout, sim time advances 10 s -> nothing.
+        (ok,) = set_params(ros_node, '/gres_simtime', proc, instruction_timeout_s=5.0)
+        assert ok.successful
+        set_clock(1010)
+        before = int(probe.last_status()[2]['no_instruction'])
+        probe.publish(image_msg(PIC, 1010 * NS_PER_S))
+
+        def skipped():
+            return int(probe.last_status()[2]['no_instruction']) > before
+
+        assert spin_until(ros_node, skipped, 20, proc)
+        assert probe.result_for(1010 * NS_PER_S) is None
+
+        # A looped bag: the clock jumps back to 1 s; a new instruction binds and the age counts
+        # from the jump, so the instruction stays valid for images after it.
+        set_clock(1)
+        probe.instruct('the duck')
+        res = probe.request(image_msg(PIC, 1 * NS_PER_S), proc=proc)
+        assert res.instruction == 'the duck' and res.instruction_stamp.sec == 1
+
+        # Over-long instruction (tiny model: 16 tokens): truncated flag and one warning.
+        long_text = ' and '.join(f'the {c} mug' for c in ('red', 'blue', 'green', 'white', 'big'))
+        probe.instruct(long_text)
+        res = probe.request(image_msg(PIC, 2 * NS_PER_S), proc=proc)
+        assert res.instruction == long_text and res.truncated
+        assert proc.log().count("longer than the model's 16 tokens") == 1
+
+        # Invalid UTF-8 bytes in a String (raw CDR): kept with U+FFFD, flagged in the log.
+        raw_instr = ros_node.create_publisher(String, '/instruction', probe.instruction_qos)
+        body = b'the \xff\xfe mug\x00'
+        raw_instr.publish(b'\x00\x01\x00\x00' + struct.pack('<I', len(body)) + body)
+        assert spin_until(ros_node, lambda: 'not valid UTF-8' in proc.log(), 10, proc)
+        res = probe.request(image_msg(PIC, 3 * NS_PER_S), proc=proc)
+        assert '\ufffd' in res.instruction and res.instruction.startswith('the ')
+    finally:
+        if raw_instr is not None:
+            ros_node.destroy_publisher(raw_instr)
+        ros_node.destroy_publisher(clock_pub)
+        probe.close()
