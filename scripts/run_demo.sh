@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# The README's demo command (`make demo` runs setup first, then this).
+# The README's demo command (`make demo` runs setup first, then this): renders the demo bag into
+# data/demo_bag if it is missing (deterministic, seconds to a minute), starts gres_node with the
+# shipped model 'tabletop', replays the bag live with /clock, and prints a summary (metrics,
+# latency, dropped frames) and where the report is (reports/demo/report.md).
+# Arguments go to `poa-gres demo`, e.g. `bash scripts/run_demo.sh --model /path/to/model`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -7,7 +11,6 @@ set +u
 # shellcheck disable=SC1091
 source scripts/env.sh
 set -u
-poa-gres info
-echo
-echo "[demo] message round trip between two ROS 2 processes"
-python -m pytest -q -p no:cacheprovider test/test_messages.py
+# Shared memory + TCP for image-sized messages in both processes (ROS 2 pip notes §1).
+export FASTDDS_BUILTIN_TRANSPORTS=${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}
+exec poa-gres demo "$@"
