@@ -132,9 +132,10 @@ def run(args) -> int:
     total = time.perf_counter() - t0
     print()
     print(format_summary(paths['report'], paths))
+    bag_note = f'rendered in {bag_s:.0f} s' if rendered else 'reused'
     print(
-        f'  time: {total:.0f} s in all (bag {"rendered in %.0f s" % bag_s if rendered else "reused"}'
-        f', node start + live replay + scoring {live_s:.0f} s)'
+        f'  time: {total:.0f} s in all (bag {bag_note}, node start + live replay + scoring '
+        f'{live_s:.0f} s)'
     )
     node = result.live['node']
     if node.get('exit_code') != 0:
