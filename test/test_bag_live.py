@@ -1,0 +1,151 @@
+"""Live replay over real processes: ``poa-gres replay --live`` starts (or connects to) a real
+gres_node, publishes the bag over Fast DDS, records the results and scores them.
+
+Tolerance against the offline replay of the same frames: the live metrics are compared with
+offline metrics recomputed over exactly the frames the node answered (frames it dropped, by
+its single-slot buffer or in transport, have no result, so there is nothing to compare; which
+frames drop depends on timing). On those frames both runs execute the same Predictor with
+the same model and thresholds on the same pixels, so results are expected to be identical;
+the stated tolerance (per-frame IoU within 0.01 with the same outcome, cIoU / gIoU within
+0.5 points) only allows for floating-point summation order of multi-threaded CPU kernels,
+which can flip pixels whose probability lies within ~1e-6 of the mask threshold.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bag_helpers import (  # noqa: F401  (fixtures)
+    MAPPING,
+    TEDDY,
+    keep_all_params,
+    looped_bag,
+    mapped_bag,
+    offline_records,
+    poa_gres,
+    small_bag,
+)
+from gres_helpers import ROOT, tiny_model  # noqa: F401  (fixture)
+
+from poa_gres_ros.core.config import Thresholds
+from poa_gres_ros.core.metrics import GresEvaluator, GresSampleResult
+
+pytestmark = pytest.mark.ros
+KEEP_ALL = Thresholds(relevance=0.0, no_target=1.0)
+
+
+def _check_against_offline(report: dict, offline: dict) -> None:
+    """Per-frame and summary agreement within the module's tolerance."""
+    frames = [json.loads(line) for line in report['_frames']]
+    assert frames, 'the node answered no frame'
+    ev = GresEvaluator()
+    for r in frames:
+        ref = offline[r['index']]
+        assert r['outcome'] == ref['outcome'], r['index']
+        assert r['iou'] == pytest.approx(ref['iou'], abs=0.01), r['index']
+        ev.add_result(GresSampleResult(ref['intersection_px'], ref['union_px'], ref['iou'],
+                                       ref['outcome'], ref['expr_type']))  # fmt: skip
+    ref_summary = ev.summary()
+    for t in ('all', 'single', 'multi', 'no_target'):
+        got, want = report['metrics'][t], ref_summary[t]
+        assert got['count'] == want['count']
+        for key in ('cIoU', 'gIoU'):
+            if want[key] is None:
+                assert got[key] is None
+            else:
+                assert got[key] == pytest.approx(want[key], abs=0.5), (t, key)
+
+
+def _drops_explained(live: dict) -> None:
+    """Every published frame is answered or dropped for a counted reason."""
+    d = live['drops']
+    assert d['answered'] + d['dropped'] == d['published']
+    reasons = ('not_received_by_node', 'dropped_single_slot', 'no_instruction', 'rejected',
+               'errors', 'results_not_received')  # fmt: skip
+    assert d['dropped'] == sum(d[k] for k in reasons), d
+
+
+def _read(out):
+    report = json.loads((out / 'report.json').read_text())
+    report['_frames'] = (out / 'frames.jsonl').read_text().splitlines()
+    return report
+
+
+def test_live_replay_of_a_looped_bag_with_clock_matches_offline(
+    looped_bag, tiny_model, keep_all_params, tmp_path  # noqa: F811
+):
+    out = tmp_path / 'live'
+    res = poa_gres('replay', looped_bag, '--live', '--clock', '--model', tiny_model,
+                   '--params-file', keep_all_params, '--out', out)  # fmt: skip
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    assert 'end-to-end latency p50' in res.stdout and 'dropped' in res.stdout
+    report = _read(out)
+    live = report['live']
+    assert live['node']['started'] and live['node']['exit_code'] == 0
+    assert live['settings']['clock'] is True
+    assert report['bag']['stamp_jumps_back'] == 1
+    assert live['drops']['published'] == 60 and live['instructions_published'] == 5
+    assert live['unmatched_results'] == 0 and live['wrong_instruction'] == 0
+    _drops_explained(live)
+    e2e = live['e2e_latency_ms']
+    assert e2e['count'] == live['drops']['answered'] and 0 < e2e['p50'] <= e2e['p99']
+    frames = [json.loads(line) for line in report['_frames']]
+    for r in frames:  # each loop's results carry that loop's instruction
+        assert (r['result_instruction'] == TEDDY) == (r['loop'] == 1) == (r['index'] >= 30)
+    offline, _ = offline_records(looped_bag, tiny_model, KEEP_ALL)
+    _check_against_offline(report, offline)
+
+
+def test_live_replay_through_a_topic_mapping_into_a_running_node(
+    ros_node, spawn, mapped_bag, tiny_model, keep_all_params, tmp_path  # noqa: F811
+):
+    from ros_utils import spin_until
+    from std_msgs.msg import String
+
+    from poa_gres_ros.ros.qos import INSTRUCTION_QOS
+
+    proc = spawn(['python', ROOT / 'scripts' / 'gres_node', '--ros-args', '--params-file',
+                  keep_all_params, '-p', f'model_dir:={tiny_model}', '-r',
+                  f'image:={MAPPING["image"]}'], name='gres_node')  # fmt: skip
+    pub = ros_node.create_publisher(String, '/instruction', INSTRUCTION_QOS)
+    try:  # an earlier instruction: the node's ids for the bag's instructions start at 2
+        assert spin_until(ros_node, lambda: pub.get_subscription_count() > 0, 120, proc)
+        pub.publish(String(data='something said before the bag'))
+        args = [a for role, topic in MAPPING.items() for a in ('--topic', f'{role}={topic}')]
+        out = tmp_path / 'live'
+        res = poa_gres('replay', mapped_bag, '--live', '--connect', *args, '--params-file',
+                       keep_all_params, '--out', out)  # fmt: skip
+    finally:
+        ros_node.destroy_publisher(pub)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    report = _read(out)
+    live = report['live']
+    assert not live['node']['started'] and live['settings']['image_topic'] == MAPPING['image']
+    assert live['instruction_id_offset'] == 1 and live['wrong_instruction'] == 0
+    assert live['node_counters']['instructions'] == 4  # counted from before the replay
+    assert live['drops']['published'] == 30
+    _drops_explained(live)
+    offline, _ = offline_records(mapped_bag, tiny_model, KEEP_ALL, MAPPING)
+    _check_against_offline(report, offline)
+    assert proc.alive()
+
+
+@pytest.mark.slow
+def test_demo_script_end_to_end(tiny_model, tmp_path):  # noqa: F811
+    """scripts/run_demo.sh renders the demo bag, runs the node live and prints the summary
+    (with the tiny model: the shipped one may not be in this checkout)."""
+    import subprocess
+
+    bag, out = tmp_path / 'demo_bag', tmp_path / 'report'
+    res = subprocess.run(['bash', str(ROOT / 'scripts' / 'run_demo.sh'), '--model', str(tiny_model),
+                          '--bag', str(bag), '--out', str(out)], capture_output=True, text=True,
+                         timeout=600, cwd=ROOT)  # fmt: skip
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    for text in ('rendering the demo bag', 'live replay of', 'cIoU', 'end-to-end latency p50',
+                 '240 published', 'report.md', 'time:'):  # fmt: skip
+        assert text in res.stdout, text
+    report = json.loads((out / 'report.json').read_text())
+    assert report['bag']['frames'] == 240 and report['bag']['instructions'] == 6
+    assert {r['expr_type'] for r in report['per_instruction']} == {'single', 'multi', 'no_target'}
+    assert report['live']['drops']['answered'] > 0 and report['live']['wrong_instruction'] == 0

@@ -1,0 +1,206 @@
+"""make-bag and offline replay on real bags (rosbags mcap and sqlite3) with a real tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from bag_helpers import (  # noqa: F401  (fixtures)
+    MAPPING,
+    SMALL,
+    TEDDY,
+    keep_all_params,
+    looped_bag,
+    mapped_bag,
+    offline_records,
+    plain_typestore,
+    poa_gres,
+    read_all,
+    small_bag,
+)
+from gres_helpers import tiny_model  # noqa: F401  (fixture)
+
+from poa_gres_ros.core.config import Thresholds
+from poa_gres_ros.core.metrics import GresEvaluator
+
+KEEP_ALL = Thresholds(relevance=0.0, no_target=1.0)
+FRAMES = 30  # 2 scenes x 1.5 s x 10 Hz
+
+
+def test_make_bag_topics_counts_and_message_contents(small_bag):  # noqa: F811
+    from poa_gres_ros.bag.make_bag import read_spec
+
+    ts = plain_typestore()
+    msgs = read_all(small_bag)
+    count = {t: sum(m[0] == t for m in msgs) for t in {m[0] for m in msgs}}
+    assert count == {'/camera/image_raw': FRAMES, '/camera/camera_info': FRAMES,
+                     '/instruction': 4, '/gres/ground_truth': FRAMES}  # fmt: skip
+    assert read_spec(small_bag)['width_px'] == 160
+    images = [ts.deserialize_cdr(m[3], m[1]) for m in msgs if m[0] == '/camera/image_raw']
+    stamps = [im.header.stamp.sec * 10**9 + im.header.stamp.nanosec for im in images]
+    assert np.all(np.diff(stamps) == 100_000_000)  # 10 Hz
+    assert {(im.encoding, im.width, im.height, im.step) for im in images} == {('rgb8', 160, 120, 480)}
+    assert len({bytes(im.data) for im in images}) == FRAMES  # the camera moves: every frame differs
+    info = ts.deserialize_cdr(next(m[3] for m in msgs if m[0] == '/camera/camera_info'),
+                              'sensor_msgs/msg/CameraInfo')  # fmt: skip
+    K = np.asarray(info.k).reshape(3, 3)  # noqa: N806
+    assert K[0, 0] == K[1, 1] > 0 and (K[0, 2], K[1, 2]) == (80.0, 59.0)  # tabletop.camera
+    assert np.allclose(np.asarray(info.p).reshape(3, 4)[:, :3], K)
+    texts = [ts.deserialize_cdr(m[3], m[1]).data for m in msgs if m[0] == '/instruction']
+    by_stamp = {}
+    for m in msgs:
+        if m[0] == '/gres/ground_truth':
+            gt = ts.deserialize_cdr(m[3], m[1])
+            by_stamp[gt.header.stamp.sec * 10**9 + gt.header.stamp.nanosec] = gt
+    assert sorted(by_stamp) == stamps  # one ground truth per image, same header stamp
+    kinds = set()
+    for gt in by_stamp.values():
+        assert gt.instruction in texts and gt.header.frame_id == images[0].header.frame_id
+        assert gt.no_target == (len(gt.instances) == 0)
+        kinds.add('no_target' if gt.no_target else 'multi' if len(gt.instances) > 1 else 'single')
+        union = np.zeros((120, 160), bool)
+        for inst in gt.instances:  # masks cropped to their box (GresInstance.msg)
+            b = inst.bbox
+            assert (inst.mask.width, inst.mask.height) == (b.width, b.height)
+            crop = np.asarray(inst.mask.data).reshape(b.height, b.width) > 0
+            assert crop.sum() == inst.area_px > 0 and inst.relevance == 1.0
+            assert gt.instruction[inst.phrase.char_start : inst.phrase.char_end] == inst.phrase.text
+            union[b.y_offset : b.y_offset + b.height, b.x_offset : b.x_offset + b.width] |= crop
+        merged = np.asarray(gt.mask.data).reshape(120, 160) > 0
+        assert np.array_equal(union, merged)
+    assert kinds == {'single', 'multi', 'no_target'}
+
+
+def test_make_bag_is_deterministic_across_storage_plugins_and_workers(small_bag, tmp_path):  # noqa: F811
+    from poa_gres_ros.bag.make_bag import BagSpec, make_bag
+
+    other = tmp_path / 'again'
+    make_bag(other, BagSpec(**SMALL), storage='sqlite3', workers=2)
+    assert list((other).glob('*.db3'))
+    assert read_all(other) == read_all(small_bag)
+
+
+def test_offline_replay_equals_direct_evaluation(small_bag, tiny_model, keep_all_params, tmp_path):  # noqa: F811
+    """The CLI's metrics equal GresEvaluator over the same frames with the Predictor called
+    directly and the bag decoded here with plain rosbags (own pairing, own mask decoding)."""
+    from poa_gres_ros.inference import Predictor
+
+    out = tmp_path / 'report'
+    res = poa_gres('replay', small_bag, '--model', tiny_model, '--params-file', keep_all_params,
+                   '--out', out)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((out / 'report.json').read_text())
+    assert 'cIoU' in res.stdout and str(out / 'report.md') in res.stdout
+    assert report['frames_run'] == report['frames_scored'] == FRAMES
+    assert report['bag']['counts'] == {'image': FRAMES, 'camera_info': FRAMES,
+                                       'instruction': 4, 'ground_truth': FRAMES}  # fmt: skip
+    assert len(report['per_instruction']) == 4
+    assert sum(r['frames_scored'] for r in report['per_instruction']) == FRAMES
+    assert len((out / 'frames.jsonl').read_text().splitlines()) == FRAMES
+    for fig in ('latency_hist.png', 'per_instruction.png', 'overlays.png'):
+        assert (out / fig).stat().st_size > 1000
+
+    ts = plain_typestore()
+    msgs = read_all(small_bag)
+    instructions = [(t, ts.deserialize_cdr(raw, ty).data) for tp, ty, t, raw in msgs
+                    if tp == '/instruction']  # fmt: skip
+    gts = {}
+    for tp, ty, _, raw in msgs:
+        if tp == '/gres/ground_truth':
+            gt = ts.deserialize_cdr(raw, ty)
+            union = np.zeros((gt.mask.height, gt.mask.width), bool)
+            for i in gt.instances:
+                b = i.bbox
+                crop = np.asarray(i.mask.data).reshape(b.height, b.width) > 0
+                union[b.y_offset : b.y_offset + b.height, b.x_offset : b.x_offset + b.width] |= crop
+            gts[(gt.header.stamp.sec, gt.header.stamp.nanosec)] = (union, gt.no_target,
+                                                                   len(gt.instances))
+    predictor = Predictor.from_model_dir(tiny_model, thresholds=KEEP_ALL)
+    ev = GresEvaluator()
+    for tp, ty, t, raw in msgs:
+        if tp != '/camera/image_raw':
+            continue
+        img = ts.deserialize_cdr(raw, ty)
+        predictor.set_instruction([text for lt, text in instructions if lt <= t][-1])
+        pred = predictor.predict(np.asarray(img.data, np.uint8).reshape(img.height, img.width, 3))
+        mask, no_target, n = gts[(img.header.stamp.sec, img.header.stamp.nanosec)]
+        ev.add(pred.final_mask, mask, pred.no_target, no_target, n)
+    direct = ev.summary()
+    assert direct['all']['count'] == FRAMES and direct['no_target']['count'] > 0
+    for t in ('all', 'single', 'multi', 'no_target'):
+        for key, value in direct[t].items():
+            assert report['metrics'][t][key] == pytest.approx(value, abs=1e-9), (t, key)
+
+
+def test_looped_recording_pairs_each_loop_with_its_own_instruction_and_ground_truth(
+    small_bag, looped_bag, tiny_model  # noqa: F811
+):
+    from poa_gres_ros.bag.timeline import BagTimeline
+
+    tl = BagTimeline.open(looped_bag)
+    assert tl.stamp_jumps_back == 1 and len(tl.frames) == 2 * FRAMES
+    first, second = tl.frames[:FRAMES], tl.frames[FRAMES:]
+    assert [f.stamp_ns for f in first] == [f.stamp_ns for f in second]
+    assert {f.loop for f in first} == {0} and {f.loop for f in second} == {1}
+    assert all(f.gt.instruction == f.instruction.text != TEDDY for f in first)
+    assert all(f.gt.no_target and f.instruction.text == TEDDY for f in second)
+    assert [f.instruction.seq for f in second] == [5] * FRAMES
+
+    ref, _ = offline_records(small_bag, tiny_model, KEEP_ALL)
+    got, res = offline_records(looped_bag, tiny_model, KEEP_ALL)
+    keys = ('instruction', 'outcome', 'iou', 'intersection_px', 'union_px', 'expr_type')
+    for i in range(FRAMES):  # the first loop scores exactly as the bag it was recorded from
+        assert {k: got[i][k] for k in keys} == {k: ref[i][k] for k in keys}
+    assert all(got[i]['expr_type'] == 'no_target' and got[i]['loop'] == 1
+               for i in range(FRAMES, 2 * FRAMES))  # fmt: skip
+    assert res.summary()['no_target']['count'] == FRAMES + ref_no_target(ref)
+
+
+def ref_no_target(records) -> int:
+    return sum(r['expr_type'] == 'no_target' for r in records.values())
+
+
+def test_bag_from_another_robot_replays_through_a_topic_mapping(
+    small_bag, mapped_bag, tiny_model, keep_all_params, tmp_path  # noqa: F811
+):
+    res = poa_gres('replay', mapped_bag, '--model', tiny_model, '--out', tmp_path / 'x')
+    assert res.returncode == 2
+    assert "no image topic '/camera/image_raw'" in res.stderr
+    assert '/zed/left/image_rect_color [sensor_msgs/msg/Image]' in res.stderr
+    assert '--topic image=' in res.stderr
+
+    args = [a for role, topic in MAPPING.items() for a in ('--topic', f'{role}={topic}')]
+    out = tmp_path / 'mapped'
+    res = poa_gres('replay', mapped_bag, *args, '--model', tiny_model, '--params-file',
+                   keep_all_params, '--out', out)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((out / 'report.json').read_text())
+    assert report['bag']['other_topics'] == ['/zed/imu/data']
+    assert report['bag']['topics'] == MAPPING
+    ref, ref_res = offline_records(small_bag, tiny_model, KEEP_ALL)
+    assert report['frames_scored'] == FRAMES
+    assert report['metrics'] == json.loads(json.dumps(ref_res.summary()))  # bgr8 + padding: same pixels
+
+
+def test_topic_map_and_live_matching_rules():
+    from poa_gres_ros.bag import messages as M
+    from poa_gres_ros.bag.live_eval import match_outputs
+    from poa_gres_ros.bag.timeline import parse_topic_map
+
+    assert parse_topic_map(['image=/zed/left/image_rect_color']) == {
+        'image': '/zed/left/image_rect_color'}
+    for bad in (['image:/x'], ['camera=/x'], ['image=relative']):
+        with pytest.raises(ValueError, match='--topic'):
+            parse_topic_map(bad)
+
+    class Msg:  # the two fields matching reads
+        def __init__(self, ns):
+            self.header = type('H', (), {'stamp': M.time_msg(ns)})()
+
+    stamps = {0: 100, 1: 200, 2: 100, 3: 200}  # a loop: frames 2, 3 repeat the stamps of 0, 1
+    published = [(0, 0.0), (1, 0.1), (2, 1.0), (3, 1.1)]
+    outputs = [(0.05, Msg(100)), (1.05, Msg(100)), (1.3, Msg(200)), (1.4, Msg(300))]
+    matched, unmatched = match_outputs(published, outputs, stamps)
+    assert [(i, t) for i, t, _ in matched] == [(0, 0.05), (2, 1.05), (3, 1.3)]
+    assert unmatched == 1  # stamp 300 was never published
