@@ -13,6 +13,8 @@
   and an unrelated IMU topic.
 - ``keep_all_params``: config/gres.yaml with thresholds that make the random tiny model
   answer with image-dependent masks (every query kept, never no-target).
+- ``bags`` (.small, .looped, .mapped) and ``model`` (.dir: the tiny model, .params: that file)
+  bundle them for the tests.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gres_helpers import tiny_model  # noqa: F401  (fixture used below)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEDDY = 'the purple teddy bear'
@@ -91,7 +94,7 @@ def looped_bag(small_bag, tmp_path_factory):
         teddy = ts.serialize_cdr(ts.types['std_msgs/msg/String'](data=TEDDY),
                                  'std_msgs/msg/String')  # fmt: skip
         w.write(conns['/instruction'], first_img + span - 50_000_000, teddy)
-        for topic, msgtype, t, raw in msgs:
+        for topic, _, t, raw in msgs:
             if topic == '/instruction':
                 continue
             if topic == '/gres/ground_truth':
@@ -133,7 +136,7 @@ def mapped_bag(small_bag, tmp_path_factory):
             orientation_covariance=np.zeros(9), angular_velocity=_vec(ts),
             angular_velocity_covariance=np.zeros(9), linear_acceleration=_vec(ts),
             linear_acceleration_covariance=np.zeros(9)), 'sensor_msgs/msg/Imu')  # fmt: skip
-        for topic, msgtype, t, raw in msgs:
+        for topic, _, t, raw in msgs:
             if topic == '/camera/image_raw':
                 raw = _bgr8_padded(ts, raw)
                 w.write(imu, t - 1_000_000, imu_raw)
@@ -165,6 +168,20 @@ def keep_all_params(tmp_path_factory):
     path = tmp_path_factory.getbasetemp() / 'keep_all.yaml'
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope='session')
+def bags(small_bag, looped_bag, mapped_bag):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(small=small_bag, looped=looped_bag, mapped=mapped_bag)
+
+
+@pytest.fixture(scope='session')
+def model(tiny_model, keep_all_params):  # noqa: F811
+    from types import SimpleNamespace
+
+    return SimpleNamespace(dir=tiny_model, params=keep_all_params)
 
 
 def poa_gres(*args, timeout_s: float = 300.0) -> subprocess.CompletedProcess:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from bag_helpers import (  # noqa: F401  (fixtures)
+from bag_helpers import (  # noqa: F401  (fixtures: bags, model)
     MAPPING,
     TEDDY,
+    bags,
     keep_all_params,
     looped_bag,
     mapped_bag,
+    model,
     offline_records,
     poa_gres,
     small_bag,
@@ -72,12 +74,11 @@ def _read(out):
     return report
 
 
-def test_live_replay_of_a_looped_bag_with_clock_matches_offline(
-    looped_bag, tiny_model, keep_all_params, tmp_path  # noqa: F811
-):
+def test_live_replay_of_a_looped_bag_with_clock_matches_offline(bags, model, tmp_path):  # noqa: F811
+    looped, mdir, params = bags.looped, model.dir, model.params
     out = tmp_path / 'live'
-    res = poa_gres('replay', looped_bag, '--live', '--clock', '--model', tiny_model,
-                   '--params-file', keep_all_params, '--out', out)  # fmt: skip
+    res = poa_gres('replay', looped, '--live', '--clock', '--model', mdir,
+                   '--params-file', params, '--out', out)  # fmt: skip
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert 'end-to-end latency p50' in res.stdout and 'dropped' in res.stdout
     report = _read(out)
@@ -93,20 +94,20 @@ def test_live_replay_of_a_looped_bag_with_clock_matches_offline(
     frames = [json.loads(line) for line in report['_frames']]
     for r in frames:  # each loop's results carry that loop's instruction
         assert (r['result_instruction'] == TEDDY) == (r['loop'] == 1) == (r['index'] >= 30)
-    offline, _ = offline_records(looped_bag, tiny_model, KEEP_ALL)
+    offline, _ = offline_records(looped, mdir, KEEP_ALL)
     _check_against_offline(report, offline)
 
 
-def test_live_replay_through_a_topic_mapping_into_a_running_node(
-    ros_node, spawn, mapped_bag, tiny_model, keep_all_params, tmp_path  # noqa: F811
-):
-    from ros_utils import spin_until
+def test_live_mapped_bag_into_a_running_node(ros_node, spawn, bags, model, tmp_path):  # noqa: F811
+    mapped, mdir, params = bags.mapped, model.dir, model.params
     from std_msgs.msg import String
 
     from poa_gres_ros.ros.qos import INSTRUCTION_QOS
 
+    from ros_utils import spin_until
+
     proc = spawn(['python', ROOT / 'scripts' / 'gres_node', '--ros-args', '--params-file',
-                  keep_all_params, '-p', f'model_dir:={tiny_model}', '-r',
+                  params, '-p', f'model_dir:={mdir}', '-r',
                   f'image:={MAPPING["image"]}'], name='gres_node')  # fmt: skip
     pub = ros_node.create_publisher(String, '/instruction', INSTRUCTION_QOS)
     try:  # an earlier instruction: the node's ids for the bag's instructions start at 2
@@ -114,8 +115,8 @@ def test_live_replay_through_a_topic_mapping_into_a_running_node(
         pub.publish(String(data='something said before the bag'))
         args = [a for role, topic in MAPPING.items() for a in ('--topic', f'{role}={topic}')]
         out = tmp_path / 'live'
-        res = poa_gres('replay', mapped_bag, '--live', '--connect', *args, '--params-file',
-                       keep_all_params, '--out', out)  # fmt: skip
+        res = poa_gres('replay', mapped, '--live', '--connect', *args, '--params-file',
+                       params, '--out', out)  # fmt: skip
     finally:
         ros_node.destroy_publisher(pub)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
@@ -126,20 +127,22 @@ def test_live_replay_through_a_topic_mapping_into_a_running_node(
     assert live['node_counters']['instructions'] == 4  # counted from before the replay
     assert live['drops']['published'] == 30
     _drops_explained(live)
-    offline, _ = offline_records(mapped_bag, tiny_model, KEEP_ALL, MAPPING)
+    offline, _ = offline_records(mapped, mdir, KEEP_ALL, MAPPING)
     _check_against_offline(report, offline)
     assert proc.alive()
 
 
 @pytest.mark.slow
-def test_demo_script_end_to_end(tiny_model, tmp_path):  # noqa: F811
+def test_demo_script_end_to_end(model, tmp_path):  # noqa: F811
     """scripts/run_demo.sh renders the demo bag, runs the node live and prints the summary
     (with the tiny model: the shipped one may not be in this checkout)."""
+    import os
     import subprocess
 
     bag, out = tmp_path / 'demo_bag', tmp_path / 'report'
-    res = subprocess.run(['bash', str(ROOT / 'scripts' / 'run_demo.sh'), '--model', str(tiny_model),
-                          '--bag', str(bag), '--out', str(out)], capture_output=True, text=True,
+    res = subprocess.run(['bash', str(ROOT / 'scripts' / 'run_demo.sh'), '--model', str(model.dir),
+                          '--bag', str(bag), '--out', str(out), '--domain-id',
+                          os.environ['ROS_DOMAIN_ID']], capture_output=True, text=True,
                          timeout=600, cwd=ROOT)  # fmt: skip
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     for text in ('rendering the demo bag', 'live replay of', 'cIoU', 'end-to-end latency p50',

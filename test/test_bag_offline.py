@@ -6,13 +6,15 @@ import json
 
 import numpy as np
 import pytest
-from bag_helpers import (  # noqa: F401  (fixtures)
+from bag_helpers import (  # noqa: F401  (fixtures: bags, model, small_bag)
     MAPPING,
     SMALL,
     TEDDY,
+    bags,
     keep_all_params,
     looped_bag,
     mapped_bag,
+    model,
     offline_records,
     plain_typestore,
     poa_gres,
@@ -28,19 +30,23 @@ KEEP_ALL = Thresholds(relevance=0.0, no_target=1.0)
 FRAMES = 30  # 2 scenes x 1.5 s x 10 Hz
 
 
-def test_make_bag_topics_counts_and_message_contents(small_bag):  # noqa: F811
+def test_make_bag_topics_counts_and_message_contents(bags):  # noqa: F811
     from poa_gres_ros.bag.make_bag import read_spec
 
+    small = bags.small
+
     ts = plain_typestore()
-    msgs = read_all(small_bag)
+    msgs = read_all(small)
     count = {t: sum(m[0] == t for m in msgs) for t in {m[0] for m in msgs}}
     assert count == {'/camera/image_raw': FRAMES, '/camera/camera_info': FRAMES,
                      '/instruction': 4, '/gres/ground_truth': FRAMES}  # fmt: skip
-    assert read_spec(small_bag)['width_px'] == 160
+    assert read_spec(small)['width_px'] == 160
     images = [ts.deserialize_cdr(m[3], m[1]) for m in msgs if m[0] == '/camera/image_raw']
     stamps = [im.header.stamp.sec * 10**9 + im.header.stamp.nanosec for im in images]
     assert np.all(np.diff(stamps) == 100_000_000)  # 10 Hz
-    assert {(im.encoding, im.width, im.height, im.step) for im in images} == {('rgb8', 160, 120, 480)}
+    assert {(im.encoding, im.width, im.height, im.step) for im in images} == {
+        ('rgb8', 160, 120, 480)
+    }
     assert len({bytes(im.data) for im in images}) == FRAMES  # the camera moves: every frame differs
     info = ts.deserialize_cdr(next(m[3] for m in msgs if m[0] == '/camera/camera_info'),
                               'sensor_msgs/msg/CameraInfo')  # fmt: skip
@@ -72,22 +78,25 @@ def test_make_bag_topics_counts_and_message_contents(small_bag):  # noqa: F811
     assert kinds == {'single', 'multi', 'no_target'}
 
 
-def test_make_bag_is_deterministic_across_storage_plugins_and_workers(small_bag, tmp_path):  # noqa: F811
+def test_make_bag_is_deterministic_across_storage_plugins_and_workers(bags, tmp_path):  # noqa: F811
     from poa_gres_ros.bag.make_bag import BagSpec, make_bag
+
+    small = bags.small
 
     other = tmp_path / 'again'
     make_bag(other, BagSpec(**SMALL), storage='sqlite3', workers=2)
     assert list((other).glob('*.db3'))
-    assert read_all(other) == read_all(small_bag)
+    assert read_all(other) == read_all(small)
 
 
-def test_offline_replay_equals_direct_evaluation(small_bag, tiny_model, keep_all_params, tmp_path):  # noqa: F811
+def test_offline_replay_equals_direct_evaluation(bags, model, tmp_path):  # noqa: F811
     """The CLI's metrics equal GresEvaluator over the same frames with the Predictor called
     directly and the bag decoded here with plain rosbags (own pairing, own mask decoding)."""
     from poa_gres_ros.inference import Predictor
 
+    small, mdir, params = bags.small, model.dir, model.params
     out = tmp_path / 'report'
-    res = poa_gres('replay', small_bag, '--model', tiny_model, '--params-file', keep_all_params,
+    res = poa_gres('replay', small, '--model', mdir, '--params-file', params,
                    '--out', out)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((out / 'report.json').read_text())
@@ -102,7 +111,7 @@ def test_offline_replay_equals_direct_evaluation(small_bag, tiny_model, keep_all
         assert (out / fig).stat().st_size > 1000
 
     ts = plain_typestore()
-    msgs = read_all(small_bag)
+    msgs = read_all(small)
     instructions = [(t, ts.deserialize_cdr(raw, ty).data) for tp, ty, t, raw in msgs
                     if tp == '/instruction']  # fmt: skip
     gts = {}
@@ -114,9 +123,12 @@ def test_offline_replay_equals_direct_evaluation(small_bag, tiny_model, keep_all
                 b = i.bbox
                 crop = np.asarray(i.mask.data).reshape(b.height, b.width) > 0
                 union[b.y_offset : b.y_offset + b.height, b.x_offset : b.x_offset + b.width] |= crop
-            gts[(gt.header.stamp.sec, gt.header.stamp.nanosec)] = (union, gt.no_target,
-                                                                   len(gt.instances))
-    predictor = Predictor.from_model_dir(tiny_model, thresholds=KEEP_ALL)
+            gts[(gt.header.stamp.sec, gt.header.stamp.nanosec)] = (
+                union,
+                gt.no_target,
+                len(gt.instances),
+            )
+    predictor = Predictor.from_model_dir(mdir, thresholds=KEEP_ALL)
     ev = GresEvaluator()
     for tp, ty, t, raw in msgs:
         if tp != '/camera/image_raw':
@@ -133,12 +145,12 @@ def test_offline_replay_equals_direct_evaluation(small_bag, tiny_model, keep_all
             assert report['metrics'][t][key] == pytest.approx(value, abs=1e-9), (t, key)
 
 
-def test_looped_recording_pairs_each_loop_with_its_own_instruction_and_ground_truth(
-    small_bag, looped_bag, tiny_model  # noqa: F811
-):
+def test_looped_recording_pairs_each_loop_with_its_instruction_and_truth(bags, model):  # noqa: F811
     from poa_gres_ros.bag.timeline import BagTimeline
 
-    tl = BagTimeline.open(looped_bag)
+    small, looped, mdir = bags.small, bags.looped, model.dir
+
+    tl = BagTimeline.open(looped)
     assert tl.stamp_jumps_back == 1 and len(tl.frames) == 2 * FRAMES
     first, second = tl.frames[:FRAMES], tl.frames[FRAMES:]
     assert [f.stamp_ns for f in first] == [f.stamp_ns for f in second]
@@ -147,8 +159,8 @@ def test_looped_recording_pairs_each_loop_with_its_own_instruction_and_ground_tr
     assert all(f.gt.no_target and f.instruction.text == TEDDY for f in second)
     assert [f.instruction.seq for f in second] == [5] * FRAMES
 
-    ref, _ = offline_records(small_bag, tiny_model, KEEP_ALL)
-    got, res = offline_records(looped_bag, tiny_model, KEEP_ALL)
+    ref, _ = offline_records(small, mdir, KEEP_ALL)
+    got, res = offline_records(looped, mdir, KEEP_ALL)
     keys = ('instruction', 'outcome', 'iou', 'intersection_px', 'union_px', 'expr_type')
     for i in range(FRAMES):  # the first loop scores exactly as the bag it was recorded from
         assert {k: got[i][k] for k in keys} == {k: ref[i][k] for k in keys}
@@ -161,10 +173,10 @@ def ref_no_target(records) -> int:
     return sum(r['expr_type'] == 'no_target' for r in records.values())
 
 
-def test_bag_from_another_robot_replays_through_a_topic_mapping(
-    small_bag, mapped_bag, tiny_model, keep_all_params, tmp_path  # noqa: F811
-):
-    res = poa_gres('replay', mapped_bag, '--model', tiny_model, '--out', tmp_path / 'x')
+def test_bag_from_another_robot_replays_through_a_topic_mapping(bags, model, tmp_path):  # noqa: F811
+    small, mapped = bags.small, bags.mapped
+    mdir, params = model.dir, model.params
+    res = poa_gres('replay', mapped, '--model', mdir, '--out', tmp_path / 'x')
     assert res.returncode == 2
     assert "no image topic '/camera/image_raw'" in res.stderr
     assert '/zed/left/image_rect_color [sensor_msgs/msg/Image]' in res.stderr
@@ -172,15 +184,17 @@ def test_bag_from_another_robot_replays_through_a_topic_mapping(
 
     args = [a for role, topic in MAPPING.items() for a in ('--topic', f'{role}={topic}')]
     out = tmp_path / 'mapped'
-    res = poa_gres('replay', mapped_bag, *args, '--model', tiny_model, '--params-file',
-                   keep_all_params, '--out', out)  # fmt: skip
+    res = poa_gres('replay', mapped, *args, '--model', mdir, '--params-file',
+                   params, '--out', out)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((out / 'report.json').read_text())
     assert report['bag']['other_topics'] == ['/zed/imu/data']
     assert report['bag']['topics'] == MAPPING
-    ref, ref_res = offline_records(small_bag, tiny_model, KEEP_ALL)
+    ref, ref_res = offline_records(small, mdir, KEEP_ALL)
     assert report['frames_scored'] == FRAMES
-    assert report['metrics'] == json.loads(json.dumps(ref_res.summary()))  # bgr8 + padding: same pixels
+    assert report['metrics'] == json.loads(
+        json.dumps(ref_res.summary())
+    )  # bgr8 + padding: same pixels
 
 
 def test_topic_map_and_live_matching_rules():
@@ -189,7 +203,8 @@ def test_topic_map_and_live_matching_rules():
     from poa_gres_ros.bag.timeline import parse_topic_map
 
     assert parse_topic_map(['image=/zed/left/image_rect_color']) == {
-        'image': '/zed/left/image_rect_color'}
+        'image': '/zed/left/image_rect_color'
+    }
     for bad in (['image:/x'], ['camera=/x'], ['image=relative']):
         with pytest.raises(ValueError, match='--topic'):
             parse_topic_map(bad)

@@ -175,6 +175,8 @@ def evaluate_live(timeline: BagTimeline, capture: LiveCapture) -> ReplayResult:
             preds[idx] = pred
     if preds:
         for frame, rgb in timeline.images(preds):
+            if isinstance(rgb, str):
+                continue
             gt = frame.gt.mask if frame.gt is not None else None
             result.examples[wanted[frame.index]] = (
                 frame.index,

@@ -5,7 +5,8 @@ Pairing of images with instructions and ground truth: ``bag.timeline`` (rules 1-
 evaluation uses, fed per frame with the predicted merged mask and no-target flag at the source
 resolution against the merged ground-truth mask, the ground-truth no-target flag and the
 number of true instances. Frames without an instruction are not run; frames without ground
-truth are run (latency) but not scored. Latency: wall-clock milliseconds of
+truth are run (latency) but not scored; frames whose image cannot be converted are listed as
+rejected with the reason and skipped. Latency: wall-clock milliseconds of
 ``Predictor.predict`` per frame (conversion, preprocessing, model, postprocessing); the
 instruction is encoded once when it changes, outside the timing, as the node does.
 """
@@ -38,6 +39,7 @@ class ReplayResult:
         evaluator: GresEvaluator over the scored frames (in frame order).
         examples: instruction ordinal -> (frame index, overlay thumbnail (h, w, 3) uint8).
         live: live-only facts (drops, end-to-end latency, binding), else None.
+        rejected: frames whose image could not be converted: {'index', 'reason'}.
     """
 
     mode: str
@@ -46,6 +48,7 @@ class ReplayResult:
     evaluator: GresEvaluator = field(default_factory=GresEvaluator)
     examples: dict = field(default_factory=dict)
     live: dict | None = None
+    rejected: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
         """GresEvaluator.summary() over every scored frame."""
@@ -190,6 +193,10 @@ def replay_offline(
     current = None
     bar = tqdm(total=len(chosen), desc='frames', unit='frame', disable=not progress)
     for frame, rgb in timeline.images([f.index for f in chosen]):
+        bar.update(1)
+        if isinstance(rgb, str):
+            result.rejected.append({'index': frame.index, 'reason': rgb})
+            continue
         if frame.instruction.text != current:
             predictor.set_instruction(frame.instruction.text)
             current = frame.instruction.text
@@ -203,6 +210,5 @@ def replay_offline(
         if frame.index in keep:
             gt = frame.gt.mask if frame.gt is not None else None
             result.examples[frame.instruction.ordinal] = (frame.index, thumbnail(rgb, pred, gt))
-        bar.update(1)
     bar.close()
     return result

@@ -97,6 +97,7 @@ def build_report(result: ReplayResult, instructions, meta: dict) -> dict:
         'bag': result.bag,
         'frames_run': len(result.records),
         'frames_scored': len(result.evaluator),
+        'frames_rejected': result.rejected,
         'metrics': result.summary(),
         'per_instruction': rows,
         'latency_ms': result.latency_ms(),
@@ -143,7 +144,8 @@ def markdown(rep: dict) -> str:
         f'Topics: {", ".join(f"{k}=`{v}`" for k, v in bag["topics"].items())}  ',
         f'Model: `{meta.get("model")}` ({meta.get("backend")}); thresholds: '
         f'{meta.get("thresholds")}  ',
-        f'Frames run: {rep["frames_run"]}; scored: {rep["frames_scored"]}. '
+        f'Frames run: {rep["frames_run"]}; scored: {rep["frames_scored"]}; rejected (image not '
+        f'convertible): {len(rep["frames_rejected"])}. '
         f'Evaluator: {meta["evaluator"]}.',
         '',
         '## Metrics',

@@ -254,15 +254,21 @@ class BagTimeline:
         self.gt_unpaired = sum(len(v) for v in gts.values()) - len(used)
 
     # ------------------------------------------------------------------ reading images
-    def images(self, indices=None) -> Iterator[tuple[Frame, np.ndarray]]:
-        """Decode the images (all, or the frame indices in ``indices``) in bag order.
+    def images(self, indices=None) -> Iterator[tuple[Frame, np.ndarray | str]]:
+        """Decode the images (all, or the frame indices in ``indices``) in bag order with the
+        node's converter (``ros/image_conversion.py``, pure numpy/OpenCV: every encoding the
+        node takes, row padding honoured).
 
         Yields:
-            (Frame, (H, W, 3) uint8 RGB, possibly a read-only view).
-        Raises:
-            ImageConversionError (ValueError): an image that cannot be converted.
+            (Frame, (H, W, 3) uint8 RGB, possibly a read-only view), or (Frame, reason) for
+            an image that cannot be converted (bad encoding or sizes), so one bad frame never
+            ends a replay.
         """
-        from poa_gres_ros.ros.image_conversion import compressed_msg_to_rgb, image_msg_to_rgb
+        from poa_gres_ros.ros.image_conversion import (
+            ImageConversionError,
+            compressed_msg_to_rgb,
+            image_msg_to_rgb,
+        )
 
         wanted = None if indices is None else set(indices)
         compressed = self.msgtypes['image'] == COMPRESSED_IMAGE
@@ -272,7 +278,11 @@ class BagTimeline:
                 if wanted is not None and k not in wanted:
                     continue
                 msg = reader.deserialize(raw, conn.msgtype)
-                rgb = compressed_msg_to_rgb(msg) if compressed else image_msg_to_rgb(msg)
+                try:
+                    rgb = compressed_msg_to_rgb(msg) if compressed else image_msg_to_rgb(msg)
+                except ImageConversionError as exc:
+                    yield self.frames[k], str(exc)
+                    continue
                 yield self.frames[k], rgb
 
     def raw_messages(self, roles) -> Iterator[tuple[str, str, str, int, bytes, int | None]]:

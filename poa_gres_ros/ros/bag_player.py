@@ -64,6 +64,7 @@ class LiveSettings:
         model, backend, params_file: for the started node (None: the parameter file's).
         node_name: the node whose /diagnostics are read.
         startup_timeout_s: how long to wait for the node to become active.
+        drain_timeout_s: at most this long after playback for the last results.
         log_path: the started node's log file (None: a temporary file).
         extra_ros_args: more ``--ros-args`` for the started node (e.g. ``-p name:=value``).
     """

@@ -56,6 +56,13 @@ def add_arguments(parser):
     live.add_argument('--clock', action='store_true', help='publish /clock, use_sim_time')
     live.add_argument('--image-qos', choices=('reliable', 'best_effort'), default='reliable')
     live.add_argument('--image-topic', default=None, help='publish images here')
+    live.add_argument(
+        '--node-param',
+        action='append',
+        default=[],
+        metavar='NAME:=VALUE',
+        help='extra parameter of the started node, e.g. image_qos:=auto',
+    )
     live.add_argument('--node-name', default='gres_node', help='node whose diagnostics count')
     live.add_argument('--startup-timeout', type=float, default=180.0, help='seconds')
 
@@ -129,9 +136,28 @@ def _offline(args, timeline, model, backend, thresholds):
         predictor.close()
 
 
+def import_player():
+    """``(LiveSettings, play_live)`` from ros/bag_player.py; RuntimeError naming the fix when
+    rclpy or the built messages are not importable."""
+    try:
+        from poa_gres_ros.ros.bag_player import LiveSettings, play_live
+    except ImportError as exc:
+        raise RuntimeError(
+            f'live replay needs ROS 2 (rclpy) and the built poa_gres_ros messages ({exc}); '
+            'run `make setup` and `source scripts/env.sh`'
+        ) from None
+    return LiveSettings, play_live
+
+
 def _live(args, timeline, out: Path, model):
     from poa_gres_ros.bag.live_eval import evaluate_live
-    from poa_gres_ros.ros.bag_player import LiveSettings, play_live
+
+    LiveSettings, play_live = import_player()  # noqa: N806 - a class
+    extra = []
+    for item in args.node_param:
+        if ':=' not in item:
+            raise ValueError(f'--node-param {item!r}: use NAME:=VALUE')
+        extra += ['-p', item]
 
     out.mkdir(parents=True, exist_ok=True)
     settings = LiveSettings(
