@@ -39,11 +39,8 @@ def collect() -> dict:
     # ROS parts are located, not imported: tools/ stays free of ROS imports (architecture §2).
     for key, mod in (('rclpy', 'rclpy'), ('interfaces', 'poa_gres_ros.msg')):
         spec = importlib.util.find_spec(mod)
-        out[key] = (
-            f'found at {spec.origin}'
-            if spec
-            else 'unavailable: set up ROS 2 and build the package with colcon (make setup)'
-        )
+        out[key] = (f'found at {spec.origin}' if spec else
+                    'unavailable: set up ROS 2 and build the package with colcon (make setup)')
     try:
         import torch
 
