@@ -33,7 +33,10 @@ def poa_token_mask(attention_mask: Tensor, exclude_special: bool) -> Tensor:
     pos = torch.arange(valid.shape[1], device=valid.device)[None, :]
     last = valid.long().sum(1, keepdim=True) - 1
     content = valid & (pos > 0) & (pos != last)
-    return torch.where(content.any(1, keepdim=True), content, valid)
+    # boolean algebra instead of torch.where on bool tensors: ONNX Runtime's CPU Where kernel
+    # has no bool implementation (the exported graph failed to load); same values.
+    has_content = content.any(1, keepdim=True)
+    return (content & has_content) | (valid & ~has_content)
 
 
 def phrase_alignment(
