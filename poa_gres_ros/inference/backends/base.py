@@ -123,13 +123,11 @@ def backend_available(name: str, device: str) -> tuple[bool, str]:
     return mod.available(device)
 
 
-def _accepted_options(create, options: dict) -> tuple[dict, list[str]]:
-    """Split ``options`` into those ``create`` takes by keyword and the rest."""
+def _option_names(create) -> set[str]:
+    """Keyword options a backend module's ``create`` takes (besides model_dir/config/device)."""
     params = inspect.signature(create).parameters
-    names = {
-        n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    } - {'model_dir', 'config', 'device'}
-    return {k: v for k, v in options.items() if k in names}, sorted(set(options) - names)
+    names = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return names - {'model_dir', 'config', 'device'}
 
 
 def create_backend(
@@ -156,7 +154,9 @@ def create_backend(
                 reasons.append(f'{cand}: not usable ({why})')
                 continue
             mod = _module(cand)
-            opts, dropped = _accepted_options(mod.create, options)
+            names = _option_names(mod.create)
+            opts = {k: v for k, v in options.items() if k in names}
+            dropped = sorted(set(options) - names)
             try:
                 backend = mod.create(Path(model_dir), config, device, **opts)
             except (RuntimeError, OSError) as exc:
@@ -177,6 +177,11 @@ def create_backend(
     ok, why = backend_available(name, device)
     if not ok:
         raise RuntimeError(f'backend {name!r} is not usable on {device}: {why}')
-    backend = _module(name).create(Path(model_dir), config, device, **options)
+    mod = _module(name)
+    names = _option_names(mod.create)
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ValueError(f'unknown {name} backend options {unknown}; it takes {sorted(names)}')
+    backend = mod.create(Path(model_dir), config, device, **options)
     _log.info('backend %s (requested): %s [%s]', name, backend.describe(), why)
     return backend
