@@ -33,10 +33,8 @@ def poa_token_mask(attention_mask: Tensor, exclude_special: bool) -> Tensor:
     pos = torch.arange(valid.shape[1], device=valid.device)[None, :]
     last = valid.long().sum(1, keepdim=True) - 1
     content = valid & (pos > 0) & (pos != last)
-    # boolean algebra instead of torch.where on bool tensors: ONNX Runtime's CPU Where kernel
-    # has no bool implementation (the exported graph failed to load); same values.
-    has_content = content.any(1, keepdim=True)
-    return (content & has_content) | (valid & ~has_content)
+    # logical ops, not torch.where: ONNX Runtime has no Where kernel for bool tensors
+    return content | (valid & ~content.any(1, keepdim=True))
 
 
 def phrase_alignment(
