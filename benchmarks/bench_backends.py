@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     ap.add_argument('--compile', action='store_true', help='add torch.compile (slow start)')
     ap.add_argument('--cache-dir', default=None, help='ONNX/engine cache (default: a temp dir)')
     ap.add_argument('--backends', default=None, help='comma list (default: all usable)')
+    ap.add_argument('--ort-spin', action='store_true', help='ONNX Runtime threads busy-wait')
     args = ap.parse_args(argv)
 
     import logging
@@ -126,6 +127,7 @@ def main(argv=None) -> int:
             opts['cache_dir'] = cache_dir
         if base == 'onnxruntime':
             opts['intra_op_threads'] = args.threads
+            opts['spin_wait'] = args.ort_spin
         t0 = time.perf_counter()
         predictors[name] = Predictor.from_model_dir(
             model_dir, backend=base, device=args.device, **opts

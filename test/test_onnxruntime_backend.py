@@ -166,6 +166,19 @@ def test_options_and_providers(tiny):
             cache_dir=tiny['cache_dir'],
             graph_optimization='max',
         )
+    be = create_backend(
+        'onnxruntime',
+        tiny['model_dir'],
+        cfg,
+        cache_dir=tiny['cache_dir'],
+        intra_op_threads=1,
+        graph_optimization='basic',
+        warmup_runs=0,
+    )
+    opts = be.sessions[VISION_GRAPH].get_session_options()
+    assert opts.intra_op_num_threads == 1
+    assert opts.get_session_config_entry('session.intra_op.allow_spinning') == '0'
+    assert 'spin-wait off, optimisation basic' in be.describe()
     assert providers_for('cpu', ['CPUExecutionProvider']) == ['CPUExecutionProvider']
     gpu = providers_for(
         'cuda:1',
