@@ -6,8 +6,9 @@ identity and the TensorRT version it derives each graph's ``EngineSpec`` (profil
 included) and the cache folder. ``find_or_build_engines`` then, per graph, uses the cached
 engine when ``rebuild_reason`` finds nothing wrong and TensorRT deserializes it, and otherwise
 builds (logged with the reason and that it can take minutes), saves the engine with its metadata
-JSON and logs the engine's I/O tensors. One file lock per cache folder: two nodes starting
-together build once.
+JSON and logs the engine's I/O tensors. The cache folder must be writable only when something is
+built (checked first, with an error naming the folder), so a read-only, pre-provisioned cache
+works. One file lock per cache folder: two nodes starting together build once.
 """
 
 from __future__ import annotations
@@ -104,7 +105,6 @@ def find_or_build_engines(
 
     from poa_gres_ros.export.onnx_cache import find_or_export_onnx
     from poa_gres_ros.export.tensorrt_engine import gpu_identity
-    from poa_gres_ros.inference.backends.tensorrt_backend import TrtEngine
 
     if precision == 'int8' and not calibration_dataset:
         raise ValueError('precision int8 needs calibration_dataset (a gRefCOCO-format folder)')
@@ -112,46 +112,40 @@ def find_or_build_engines(
     gpu = gpu_identity(device)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     folder, specs = plan_engines(meta, gpu, trt.__version__, precision, root, max_batch, opt_tokens)
-    ensure_writable_dir(folder, 'TensorRT engine cache')
     logger = make_logger(trt)
+    build_args = (
+        export_dir,
+        config,
+        model_dir,
+        device,
+        workspace_mb,
+        calibration_dataset,
+        calibration_images,
+    )
     engines = {}
-    with exclusive_lock(folder / '.build.lock'):
-        for spec in specs:
-            path = folder / f'{spec.graph}.engine'
-            reason = 'forced rebuild' if force_rebuild else rebuild_reason(path, spec)
-            engine = None
-            if reason is None:
-                try:
-                    engine = TrtEngine(trt, path.read_bytes(), device, logger)
-                    _log.info('loaded cached TensorRT engine %s', path)
-                except RuntimeError as exc:
-                    reason = f'{path} does not deserialize here ({exc})'
-            if engine is None:
-                if not build_if_missing:
-                    raise RuntimeError(
-                        f'no usable TensorRT engine for {spec.graph} ({reason}); run '
-                        f'`poa-gres build-engine {model_dir}` or allow build_if_missing'
-                    )
-                engine = _build(
-                    trt,
-                    logger,
-                    spec,
-                    path,
-                    export_dir,
-                    config,
-                    model_dir,
-                    device,
-                    reason,
-                    workspace_mb,
-                    calibration_dataset,
-                    calibration_images,
+    for spec in specs:
+        path = folder / f'{spec.graph}.engine'
+        engine, reason = None, 'forced rebuild' if force_rebuild else rebuild_reason(path, spec)
+        if reason is None:  # a valid cache is only read: a read-only cache folder is fine
+            engine, reason = _load(trt, logger, path, device)
+        if engine is None:
+            if not build_if_missing:
+                raise RuntimeError(
+                    f'no usable TensorRT engine for {spec.graph} ({reason}); run '
+                    f'`poa-gres build-engine {model_dir}` or allow build_if_missing'
                 )
-            _log.info(
-                'engine %s I/O tensors:\n%s',
-                spec.graph,
-                format_io_table(engine_io_table(engine.engine, trt)),
-            )
-            engines[spec.graph] = engine
+            ensure_writable_dir(folder, 'TensorRT engine cache')  # clear error before building
+            with exclusive_lock(folder / '.build.lock'):
+                if not force_rebuild and rebuild_reason(path, spec) is None:
+                    engine, _ = _load(trt, logger, path, device)  # built by another process
+                if engine is None:
+                    engine = _build(trt, logger, spec, path, reason, *build_args)
+        _log.info(
+            'engine %s I/O tensors:\n%s',
+            spec.graph,
+            format_io_table(engine_io_table(engine.engine, trt)),
+        )
+        engines[spec.graph] = engine
     info = (
         f'TensorRT {trt.__version__}, {precision}, {gpu["gpu_name"]} '
         f'(sm {gpu["compute_capability"]}), engines in {folder}'
@@ -159,16 +153,28 @@ def find_or_build_engines(
     return engines, info
 
 
+def _load(trt, logger, path: Path, device: str):
+    """(TrtEngine, None) or (None, why it cannot be used)."""
+    from poa_gres_ros.inference.backends.tensorrt_backend import TrtEngine
+
+    try:
+        engine = TrtEngine(trt, path.read_bytes(), device, logger)
+    except (RuntimeError, OSError) as exc:
+        return None, f'{path} does not load here ({exc})'
+    _log.info('loaded cached TensorRT engine %s', path)
+    return engine, None
+
+
 def _build(
     trt,
     logger,
     spec,
     path,
+    reason,
     export_dir,
     config,
     model_dir,
     device,
-    reason,
     workspace_mb,
     calibration_dataset,
     calibration_images,

@@ -3,9 +3,9 @@
 ``create`` finds the ONNX export (``find_or_export_onnx``), then per graph a cached engine that
 matches this GPU, compute capability, TensorRT version, precision, input size, ONNX hash and
 profile, or builds one (logged: this can take minutes, several on a Jetson). A mismatched or
-corrupt engine, or one TensorRT refuses to deserialize, is rebuilt instead of crashing. The
-cache folder is checked for writability first (clear error). The backend warms up before
-``create`` returns (the first TensorRT runs are ~10x slower, field fault 19).
+corrupt engine, or one TensorRT refuses to deserialize, is rebuilt instead of crashing. Before
+a build the cache folder is checked for writability (clear error naming it). The backend warms
+up before ``create`` returns (the first TensorRT runs are ~10x slower, field fault 19).
 
 Runtime: ``trt.Runtime.deserialize_cuda_engine``, one execution context per engine, name-based
 tensor I/O (``set_input_shape``, ``set_tensor_address``) and ``execute_async_v3`` on a torch
