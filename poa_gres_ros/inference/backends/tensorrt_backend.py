@@ -26,8 +26,6 @@ import torch
 
 from poa_gres_ros.core.model_config import POAConfig
 from poa_gres_ros.export.wrappers import (
-    GRAPH_FILES,
-    GRAPHS,
     TEXT_GRAPH,
     TEXT_OUTPUT_NAME,
     VISION_GRAPH,
@@ -265,4 +263,4 @@ def create(
     return backend
 
 
-__all__ = ['GRAPHS', 'GRAPH_FILES', 'TensorRTBackend', 'TrtEngine', 'available', 'create']
+__all__ = ['TensorRTBackend', 'TrtEngine', 'available', 'create']
