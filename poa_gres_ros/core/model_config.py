@@ -108,8 +108,12 @@ class PixelDecoderConfig:
         num_encoder_layers, num_heads, num_points, dim_feedforward, dropout: deformable
             encoder over res3..res5 (spec: 6 layers, 8 heads, 4 points, FFN 1024).
         norm_groups: GroupNorm groups (32 in Mask2Former); must divide conv_dim.
-        fpn_conv: the stride-4 FPN output conv: 'dense' 3x3 (Mask2Former) or 'separable'
-            (depthwise 3x3 + pointwise 1x1, about 9x fewer FLOPs at stride 4 for CPU presets).
+        fpn_conv: the FPN output convs: 'dense' 3x3 (Mask2Former) or 'separable' (depthwise
+            3x3 + pointwise 1x1, about 9x fewer FLOPs, for CPU presets).
+        transformer_in_features: backbone levels the deformable encoder attends over
+            (Mask2Former ``TRANSFORMER_IN_FEATURES``): ('res3', 'res4', 'res5') in the paper;
+            ('res4', 'res5') makes stride 8 an FPN level like stride 4 (CPU presets: the
+            encoder then runs on 4x fewer tokens). The decoder always gets strides 32, 16, 8.
     """
 
     conv_dim: int = 256
@@ -121,6 +125,7 @@ class PixelDecoderConfig:
     dropout: float = 0.0
     norm_groups: int = 32
     fpn_conv: str = 'dense'
+    transformer_in_features: tuple[str, ...] = ('res3', 'res4', 'res5')
 
 
 @dataclass
