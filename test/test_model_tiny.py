@@ -313,3 +313,22 @@ def test_paper_preset_needs_local_weights():
     cfg = get_preset('paper').with_overrides({'text.source': 'minilm'})
     with pytest.raises(ValueError, match='backbone.weights'):
         build_model(cfg)
+
+
+@pytest.mark.parametrize(
+    'key,value',
+    [
+        ('pixel_decoder.fpn_conv', 'sparse'),
+        ('heads.prelu', 'relu'),
+        ('heads.q_global', 'max'),
+        ('heads.hard_threshold', 1.5),
+        ('backbone.name', 'resnet'),
+        ('text.max_tokens', 2),
+        ('decoder.hidden_dim', 31),
+        ('pixel_decoder.norm_groups', 5),
+        ('backbone.language_fusion', True),
+    ],
+)
+def test_invalid_config_values_are_rejected(key, value):
+    with pytest.raises(ValueError, match=key.split('.')[-1].split('_')[0]):
+        get_preset('tiny').with_overrides({key: value})

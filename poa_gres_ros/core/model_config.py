@@ -272,6 +272,19 @@ class POAConfig:
                 f'decoder.layer_order={order}: steps must be distinct, from '
                 f'{LAYER_STEPS}, and include masked_cross_attn, self_attn, ffn'
             )
+        if pd.conv_dim % 2 or dec.hidden_dim % 2:
+            raise ValueError(
+                'pixel_decoder.conv_dim and decoder.hidden_dim must be even (sine '
+                'position embeddings)'
+            )
+        tif = tuple(pd.transformer_in_features)
+        if tif not in (('res3', 'res4', 'res5'), ('res4', 'res5'), ('res5',)):
+            raise ValueError(
+                f'pixel_decoder.transformer_in_features={tif}: use the coarsest levels in '
+                "order: ['res3', 'res4', 'res5'], ['res4', 'res5'] or ['res5']"
+            )
+        if pd.fpn_conv not in ('dense', 'separable'):
+            raise ValueError(f'pixel_decoder.fpn_conv={pd.fpn_conv!r}; use dense or separable')
         choices = {
             'aggregation': ('soft', 'hard'),
             'prelu': ('shared', 'per_query', 'none'),
