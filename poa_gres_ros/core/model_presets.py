@@ -10,7 +10,7 @@ tabletop: the CPU robot model. Frozen EfficientNet-Lite0 (PyPI) + frozen MiniLM-
 the instruction cached (torch eager, 2 threads), of which EfficientNet-Lite0 alone takes about
 56 ms at 384 x 512 (2.85 GFLOP of mostly depthwise convs). Measured with
 ``benchmarks/bench_model.py`` (process CPU time, 1 thread, which stays stable on a loaded
-machine; FLOPs count matmuls and convs only), the decoder side costs 0.9 x the backbone:
+machine; FLOPs count matmuls and convs only), the decoder side costs 0.85 x the backbone:
 
 * C = 128 everywhere (half the paper's 256), 4 heads of 32 channels;
 * pixel decoder: 3 deformable encoder layers (FFN 512, 4 points) over strides 16 and 32 only
@@ -20,9 +20,9 @@ machine; FLOPs count matmuls and convs only), the decoder side costs 0.9 x the b
   layers and FFN 256, i.e. about 80 ms per frame on its own;
 * decoder: 6 layers (2 rounds over the 3 scales, 7 supervised prediction sets), 24 queries
   (tabletop scenes hold at most 10 objects; the spec's N = 20 ablation loses 1.3 cIoU on
-  crowded COCO scenes), FFN 512, text FFN 256: 0.78 GFLOP, 0.37 x backbone time;
-* frame (preprocess, backbone, decoders, post-processing at 480 x 640) = 2.0 x the backbone,
-  i.e. about 111 ms at the 56 ms reference; the text encoder adds 0.16 x when not cached;
+  crowded COCO scenes), FFN 512, text FFN 256: 0.78 GFLOP, 0.36 x backbone time;
+* frame (preprocess, backbone, decoders, post-processing at 480 x 640) = 2.1 x the backbone,
+  i.e. 100-117 ms at the 56 ms reference; the text encoder adds 0.14 x when not cached;
 * 3.57 M trainable parameters, the only weights stored in a tabletop model folder (13.6 MB);
   29.1 M in total with the frozen parts.
 
