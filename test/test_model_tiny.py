@@ -238,6 +238,15 @@ def test_layer_order_and_ablation_variants_build_and_run():
     images, tok = _inputs(model, ['a cup on the left'], (64, 64))
     out = model(images, tok.input_ids, tok.attention_mask)
     assert out.mask_logits.shape == (1, 6, 16, 16)
+    for levels in (['res4', 'res5'], ['res5']):  # fewer encoder levels, the rest FPN levels
+        model = build_model(
+            get_preset('tiny').with_overrides({'pixel_decoder.transformer_in_features': levels})
+        )
+        assert len(model.pixel_decoder.lateral_convs) == 4 - len(levels)
+        out = model(images, tok.input_ids, tok.attention_mask)
+        assert out.mask_logits.shape == (1, 6, 16, 16)
+    with pytest.raises(ValueError, match='transformer_in_features'):
+        get_preset('tiny').with_overrides({'pixel_decoder.transformer_in_features': ['res3']})
     with pytest.raises(ValueError, match='layer_order'):
         get_preset('tiny').with_overrides({'decoder.layer_order': ['ffn', 'self_attn']})
     reordered = get_preset('tiny').with_overrides(
@@ -304,3 +313,22 @@ def test_paper_preset_needs_local_weights():
     cfg = get_preset('paper').with_overrides({'text.source': 'minilm'})
     with pytest.raises(ValueError, match='backbone.weights'):
         build_model(cfg)
+
+
+@pytest.mark.parametrize(
+    'key,value',
+    [
+        ('pixel_decoder.fpn_conv', 'sparse'),
+        ('heads.prelu', 'relu'),
+        ('heads.q_global', 'max'),
+        ('heads.hard_threshold', 1.5),
+        ('backbone.name', 'resnet'),
+        ('text.max_tokens', 2),
+        ('decoder.hidden_dim', 31),
+        ('pixel_decoder.norm_groups', 5),
+        ('backbone.language_fusion', True),
+    ],
+)
+def test_invalid_config_values_are_rejected(key, value):
+    with pytest.raises(ValueError, match=key.split('.')[-1].split('_')[0]):
+        get_preset('tiny').with_overrides({key: value})

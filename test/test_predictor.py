@@ -73,6 +73,14 @@ def test_cached_instruction_gives_the_same_result_as_uncached(predictor):
     assert all(np.array_equal(a.mask, b.mask) for a, b in zip(again.instances, cached.instances))
 
 
+def test_warmup_leaves_the_instruction_alone(predictor):
+    predictor.set_instruction('a cup')
+    assert predictor.warmup(runs=1) > 0
+    assert predictor.instruction.text == 'a cup'
+    predictor.set_instruction('a cup')
+    assert predictor.backend.text_runs == 2  # warm-up's own text run is not cached
+
+
 def test_lru_cache_evicts_the_oldest(predictor):
     for text in ('one cup', 'two cups', 'one cup', 'three cups', 'one cup'):
         predictor.set_instruction(text)

@@ -108,8 +108,12 @@ class PixelDecoderConfig:
         num_encoder_layers, num_heads, num_points, dim_feedforward, dropout: deformable
             encoder over res3..res5 (spec: 6 layers, 8 heads, 4 points, FFN 1024).
         norm_groups: GroupNorm groups (32 in Mask2Former); must divide conv_dim.
-        fpn_conv: the stride-4 FPN output conv: 'dense' 3x3 (Mask2Former) or 'separable'
-            (depthwise 3x3 + pointwise 1x1, about 9x fewer FLOPs at stride 4 for CPU presets).
+        fpn_conv: the FPN output convs: 'dense' 3x3 (Mask2Former) or 'separable' (depthwise
+            3x3 + pointwise 1x1, about 9x fewer FLOPs, for CPU presets).
+        transformer_in_features: backbone levels the deformable encoder attends over
+            (Mask2Former ``TRANSFORMER_IN_FEATURES``): ('res3', 'res4', 'res5') in the paper;
+            ('res4', 'res5') makes stride 8 an FPN level like stride 4 (CPU presets: the
+            encoder then runs on 4x fewer tokens). The decoder always gets strides 32, 16, 8.
     """
 
     conv_dim: int = 256
@@ -121,6 +125,7 @@ class PixelDecoderConfig:
     dropout: float = 0.0
     norm_groups: int = 32
     fpn_conv: str = 'dense'
+    transformer_in_features: tuple[str, ...] = ('res3', 'res4', 'res5')
 
 
 @dataclass
@@ -267,6 +272,19 @@ class POAConfig:
                 f'decoder.layer_order={order}: steps must be distinct, from '
                 f'{LAYER_STEPS}, and include masked_cross_attn, self_attn, ffn'
             )
+        if pd.conv_dim % 2 or dec.hidden_dim % 2:
+            raise ValueError(
+                'pixel_decoder.conv_dim and decoder.hidden_dim must be even (sine '
+                'position embeddings)'
+            )
+        tif = tuple(pd.transformer_in_features)
+        if tif not in (('res3', 'res4', 'res5'), ('res4', 'res5'), ('res5',)):
+            raise ValueError(
+                f'pixel_decoder.transformer_in_features={tif}: use the coarsest levels in '
+                "order: ['res3', 'res4', 'res5'], ['res4', 'res5'] or ['res5']"
+            )
+        if pd.fpn_conv not in ('dense', 'separable'):
+            raise ValueError(f'pixel_decoder.fpn_conv={pd.fpn_conv!r}; use dense or separable')
         choices = {
             'aggregation': ('soft', 'hard'),
             'prelu': ('shared', 'per_query', 'none'),

@@ -1,0 +1,16 @@
+"""Export of the POA model to ONNX and TensorRT engines (architecture.md §4 rules 6-7).
+
+- ``wrappers``: the two export wrapper modules with named inputs and outputs (text encoder;
+  vision backbone + pixel decoder + transformer decoder + heads) and the pinned opset (18).
+- ``onnx_export``: ``export_onnx`` (dynamo exporter, onnx.checker, parity against torch,
+  ``metadata.json``); ``poa-gres export`` is its CLI.
+- ``onnx_cache``: ``find_or_export_onnx``: the model folder's ``onnx/`` or the cache, exported
+  on first use, corrupt/mismatched exports detected by hashes.
+- ``parity``: torch versus ONNX Runtime comparison at written tolerances.
+- ``cache``: cache folder, hashing, locks and the writable-folder check.
+- ``tensorrt_engine``: TensorRT 10 engine builder, cache keys and rebuild decisions
+  (``tensorrt`` imported only inside functions); ``calibration``: INT8 calibration data.
+
+Heavy libraries (onnx, onnxruntime, tensorrt) are imported inside functions where they are
+optional, so importing this package never needs TensorRT.
+"""

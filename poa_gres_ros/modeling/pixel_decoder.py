@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from poa_gres_ros.core.model_config import PixelDecoderConfig
 from poa_gres_ros.modeling.common import PositionEmbeddingSine
 
-TRANSFORMER_FEATURES = ('res5', 'res4', 'res3')  # strides 32, 16, 8 (low to high resolution)
+FEATURE_ORDER_LOW_TO_HIGH = ('res5', 'res4', 'res3', 'res2')  # strides 32, 16, 8, 4
 
 
 def ms_deform_attn_core(
@@ -175,10 +175,18 @@ class MSDeformAttnPixelDecoder(nn.Module):
     def __init__(self, cfg: PixelDecoderConfig, in_channels: dict[str, int]):
         super().__init__()
         dim, groups = cfg.conv_dim, cfg.norm_groups
-        self.num_levels = len(TRANSFORMER_FEATURES)
+        # encoder levels low resolution first (Mask2Former order), e.g. res5, res4, res3
+        self.encoder_features = tuple(
+            k for k in FEATURE_ORDER_LOW_TO_HIGH if k in cfg.transformer_in_features
+        )
+        # every higher-resolution level gets an FPN lateral, down to res2 (stride 4)
+        self.fpn_features = tuple(
+            k for k in FEATURE_ORDER_LOW_TO_HIGH[len(self.encoder_features) :]
+        )
+        self.num_levels = len(self.encoder_features)
         self.input_proj = nn.ModuleList(
             nn.Sequential(nn.Conv2d(in_channels[k], dim, 1), nn.GroupNorm(groups, dim))
-            for k in TRANSFORMER_FEATURES
+            for k in self.encoder_features
         )
         for proj in self.input_proj:
             nn.init.xavier_uniform_(proj[0].weight, gain=1)
@@ -196,16 +204,14 @@ class MSDeformAttnPixelDecoder(nn.Module):
             )
             for _ in range(cfg.num_encoder_layers)
         )
-        self.lateral_conv = _conv_gn(in_channels['res2'], dim, 1, groups, relu=False)
-        if cfg.fpn_conv == 'separable':
-            self.output_conv = nn.Sequential(
-                nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False),
-                *_conv_gn(dim, dim, 1, groups, relu=True),
-            )
-        else:
-            self.output_conv = _conv_gn(dim, dim, 3, groups, relu=True)
+        self.lateral_convs = nn.ModuleList(
+            _conv_gn(in_channels[k], dim, 1, groups, relu=False) for k in self.fpn_features
+        )
+        self.output_convs = nn.ModuleList(
+            _fpn_output_conv(dim, groups, cfg.fpn_conv) for _ in self.fpn_features
+        )
         self.mask_features = nn.Conv2d(dim, cfg.mask_dim, 1)
-        for mod in (self.lateral_conv, self.output_conv, self.mask_features):
+        for mod in (*self.lateral_convs, *self.output_convs, self.mask_features):
             for conv in mod.modules():
                 if isinstance(conv, nn.Conv2d):
                     nn.init.kaiming_uniform_(conv.weight, a=1)
@@ -216,10 +222,11 @@ class MSDeformAttnPixelDecoder(nn.Module):
 
         Returns:
             mask_features: (B, mask_dim, H/4, W/4) (F_mask, spec §2.3).
-            multi_scale: [(B, conv_dim, H/32, W/32), (.., H/16, W/16), (.., H/8, W/8)].
+            multi_scale: [(B, conv_dim, H/32, W/32), (.., H/16, W/16), (.., H/8, W/8)]: the
+                encoder outputs followed by FPN outputs, the first three (Mask2Former).
         """
         srcs, pos, shapes = [], [], []
-        for lvl, key in enumerate(TRANSFORMER_FEATURES):
+        for lvl, key in enumerate(self.encoder_features):
             x = self.input_proj[lvl](features[key])
             h, w = x.shape[-2:]
             shapes.append((h, w))
@@ -239,8 +246,21 @@ class MSDeformAttnPixelDecoder(nn.Module):
             o.transpose(1, 2).reshape(b, c, h, w)
             for o, (h, w) in zip(src.split([h * w for h, w in shapes], 1), shapes)
         ]
-        res2 = features['res2']
-        y = self.lateral_conv(res2) + F.interpolate(
-            outs[-1], size=res2.shape[-2:], mode='bilinear', align_corners=False
+        y = outs[-1]
+        for key, lateral, output in zip(self.fpn_features, self.lateral_convs, self.output_convs):
+            x = features[key]
+            y = output(
+                lateral(x)
+                + F.interpolate(y, size=x.shape[-2:], mode='bilinear', align_corners=False)
+            )
+            outs.append(y)
+        return self.mask_features(y), outs[:3]
+
+
+def _fpn_output_conv(dim: int, groups: int, kind: str) -> nn.Sequential:
+    if kind == 'separable':
+        return nn.Sequential(
+            nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False),
+            *_conv_gn(dim, dim, 1, groups, relu=True),
         )
-        return self.mask_features(self.output_conv(y)), outs
+    return _conv_gn(dim, dim, 3, groups, relu=True)

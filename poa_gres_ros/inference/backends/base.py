@@ -21,6 +21,7 @@ and nothing in the predictor changes.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -29,11 +30,13 @@ import numpy as np
 import torch
 
 from poa_gres_ros.core.model_config import POAConfig
-from poa_gres_ros.modeling.poa_model import VISION_OUTPUT_NAMES
+from poa_gres_ros.export.wrappers import (  # one definition, shared with the ONNX graphs
+    TEXT_INPUT_NAMES,
+    TEXT_OUTPUT_NAME,
+    VISION_INPUT_NAMES,
+    VISION_OUTPUT_NAMES,
+)
 
-TEXT_INPUT_NAMES = ('input_ids', 'attention_mask')
-TEXT_OUTPUT_NAME = 'text_features'
-VISION_INPUT_NAMES = ('images', 'text_features', 'text_mask')
 BACKEND_MODULES = {
     'tensorrt': 'poa_gres_ros.inference.backends.tensorrt_backend',
     'onnxruntime': 'poa_gres_ros.inference.backends.onnxruntime_backend',
@@ -120,24 +123,65 @@ def backend_available(name: str, device: str) -> tuple[bool, str]:
     return mod.available(device)
 
 
+def _option_names(create) -> set[str]:
+    """Keyword options a backend module's ``create`` takes (besides model_dir/config/device)."""
+    params = inspect.signature(create).parameters
+    names = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return names - {'model_dir', 'config', 'device'}
+
+
 def create_backend(
     name: str, model_dir: str | Path, config: POAConfig, device: str = 'cpu', **options
 ) -> Backend:
-    """Create a backend by name; 'auto' takes the first usable of AUTO_ORDER and logs why.
+    """Create a backend by name and log one line saying what was chosen and why.
+
+    'auto' tries AUTO_ORDER (TensorRT if it imports and a CUDA GPU is there, else ONNX Runtime,
+    else torch): a backend that is not usable, or whose creation fails (e.g. an engine build
+    that runs out of GPU memory), is skipped with its reason, and the log line lists every
+    reason. In 'auto' mode each candidate gets only the options its ``create`` accepts (so
+    ``precision`` for TensorRT does not break the torch fallback); a named backend gets all of
+    them and rejects unknown ones.
 
     Raises:
-        ValueError: unknown name. RuntimeError: the named backend is not usable here (reason).
+        ValueError: unknown name or option. RuntimeError: the named backend is not usable here
+            (reason), or no backend is usable in 'auto' mode (every reason).
     """
     if name == 'auto':
         reasons = []
         for cand in AUTO_ORDER:
             ok, why = backend_available(cand, device)
+            if not ok:
+                reasons.append(f'{cand}: not usable ({why})')
+                continue
+            mod = _module(cand)
+            names = _option_names(mod.create)
+            opts = {k: v for k, v in options.items() if k in names}
+            dropped = sorted(set(options) - names)
+            try:
+                backend = mod.create(Path(model_dir), config, device, **opts)
+            except (RuntimeError, OSError) as exc:
+                _log.warning('backend auto: %s failed to start: %s', cand, exc)
+                reasons.append(f'{cand}: failed to start ({exc})')
+                continue
+            ignored = f'; options not used by {cand}: {dropped}' if dropped else ''
             reasons.append(f'{cand}: {why}')
-            if ok:
-                _log.info('backend auto -> %s (%s)', cand, '; '.join(reasons))
-                return _module(cand).create(Path(model_dir), config, device, **options)
+            _log.info(
+                'backend auto -> %s: %s [%s%s]',
+                cand,
+                backend.describe(),
+                '; '.join(reasons),
+                ignored,
+            )
+            return backend
         raise RuntimeError('no usable backend: ' + '; '.join(reasons))
     ok, why = backend_available(name, device)
     if not ok:
         raise RuntimeError(f'backend {name!r} is not usable on {device}: {why}')
-    return _module(name).create(Path(model_dir), config, device, **options)
+    mod = _module(name)
+    names = _option_names(mod.create)
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ValueError(f'unknown {name} backend options {unknown}; it takes {sorted(names)}')
+    backend = mod.create(Path(model_dir), config, device, **options)
+    _log.info('backend %s (requested): %s [%s]', name, backend.describe(), why)
+    return backend
