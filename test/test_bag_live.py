@@ -152,3 +152,20 @@ def test_demo_script_end_to_end(model, tmp_path):  # noqa: F811
     assert report['bag']['frames'] == 240 and report['bag']['instructions'] == 6
     assert {r['expr_type'] for r in report['per_instruction']} == {'single', 'multi', 'no_target'}
     assert report['live']['drops']['answered'] > 0 and report['live']['wrong_instruction'] == 0
+
+
+def test_live_replay_with_a_model_that_does_not_load_fails_fast(bags, model, tmp_path):  # noqa: F811
+    """The node's autostart fails: the replay stops at once with exit status 3 and the node's
+    reason, instead of waiting for the start-up timeout."""
+    import shutil
+
+    bad = tmp_path / 'bad_model'
+    shutil.copytree(model.dir, bad)
+    cfg = json.loads((bad / 'config.json').read_text())
+    cfg['decoder']['num_queries'] += 3  # weights no longer fit the config
+    (bad / 'config.json').write_text(json.dumps(cfg))
+    res = poa_gres('replay', bags.small, '--live', '--model', bad, '--out', tmp_path / 'r',
+                   '--startup-timeout', '170', timeout_s=150)  # fmt: skip
+    assert res.returncode == 3, res.stdout[-2000:] + res.stderr[-3000:]
+    assert 'autostart failed' in res.stderr and 'does not match' in res.stderr
+    assert 'activate failed' in (tmp_path / 'r' / 'node.log').read_text()

@@ -9,7 +9,9 @@ What it does, in order:
    or connects to a node that is already running.
 2. Waits until the node is active: it subscribed the image topic (it does so only after
    loading and warming up the model), its /gres/instances publisher matched ours, its
-   /instruction subscription matched, and a /diagnostics report says 'active'.
+   /instruction subscription matched, and a /diagnostics report says 'active'. A started node
+   that exits, or logs that its autostart failed (e.g. a model that does not load), ends the
+   wait at once with the tail of its log.
 3. Plays the bag (``BagTimeline.raw_messages``: log-time order, an instruction logged at an
    image's time first): each message at ``(log time - first log time) / rate`` after the start,
    as raw CDR straight to ``Publisher.publish`` (nothing is deserialised; ROS 2 pip notes §5).
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -48,6 +51,7 @@ from poa_gres_ros.bag.typestore import COMPRESSED_IMAGE
 
 CLOCK_PERIOD_S = 0.025
 PLAY_ROLES = ('instruction', 'image', 'camera_info')
+AUTOSTART_FAILED = re.compile(r'autostart: (configure|activate) failed')  # gres_node's log line
 
 
 @dataclass
@@ -255,6 +259,11 @@ def _wait_active(node, rec, pubs, image_topic, proc, log_path, timeout_s) -> Non
             raise RuntimeError(
                 f'gres_node exited with status {proc.returncode} before it was '
                 f'active; log {log_path}:\n{_tail(log_path)}'
+            )
+        if proc is not None and AUTOSTART_FAILED.search(_tail(log_path, 20_000)):
+            raise RuntimeError(
+                f'gres_node could not start (its autostart failed); log {log_path}:\n'
+                f'{_tail(log_path)}'
             )
         ready = (
             node.count_subscribers(image_topic) >= 1

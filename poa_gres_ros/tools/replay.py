@@ -24,6 +24,7 @@ report.md, frames.jsonl and figures to --out. Exit status 1 when no frame produc
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -67,6 +68,10 @@ def add_arguments(parser):
     live.add_argument('--startup-timeout', type=float, default=180.0, help='seconds')
 
 
+class NodeFailed(RuntimeError):
+    """The gres_node started for a live replay exited or never became active."""
+
+
 def _meta(args, model, backend, thresholds) -> dict:
     from dataclasses import asdict
 
@@ -95,7 +100,11 @@ def run(args) -> int:
     out = Path(args.out or f'reports/replay_{"live" if args.live else "offline"}')
     t0 = time.perf_counter()
     if args.live:
-        result = _live(args, timeline, out, model)
+        try:
+            result = _live(args, timeline, out, model)
+        except NodeFailed as exc:
+            print(f'poa-gres replay: {exc}', file=sys.stderr)
+            return 3
     else:
         result = _offline(args, timeline, model, backend, thresholds)
     meta = _meta(args, model, backend, thresholds)
@@ -124,6 +133,7 @@ def _offline(args, timeline, model, backend, thresholds):
         model, backend=backend, device=args.device, thresholds=thresholds
     )
     try:
+        predictor.warmup()  # the first frames are not slow (as in the node's activation)
         return replay_offline(
             timeline,
             predictor,
@@ -173,5 +183,8 @@ def _live(args, timeline, out: Path, model):
         startup_timeout_s=args.startup_timeout,
         log_path=str(out / 'node.log'),
     )
-    capture = play_live(timeline, settings)
+    try:
+        capture = play_live(timeline, settings)
+    except RuntimeError as exc:  # the node exited, failed to start or never became active
+        raise NodeFailed(str(exc)) from exc
     return evaluate_live(timeline, capture)
