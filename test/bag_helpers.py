@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -199,15 +200,32 @@ def poa_gres(*args, timeout_s: float = 300.0) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
+@contextlib.contextmanager
+def one_torch_thread():
+    """torch intra-op threads = 1 inside the block (restored after). The tiny model is all
+    small ops: on 2 cores shared with another busy process, 2 OpenMP threads made it about
+    50x slower (412 ms vs 8 ms per frame, measured), 1 thread does not. The CLI runs get
+    ``--threads 1`` for the same reason, so both sides compute identically."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def offline_records(bag, model_dir, thresholds, topics=None):
-    """In-process offline replay: ({frame index: record}, ReplayResult)."""
+    """In-process offline replay (1 torch thread): ({frame index: record}, ReplayResult)."""
     from poa_gres_ros.bag.replay import replay_offline
     from poa_gres_ros.bag.timeline import BagTimeline
     from poa_gres_ros.inference import Predictor
 
     predictor = Predictor.from_model_dir(model_dir, thresholds=thresholds)
     try:
-        res = replay_offline(BagTimeline.open(bag, topics), predictor, thresholds)
+        with one_torch_thread():
+            res = replay_offline(BagTimeline.open(bag, topics), predictor, thresholds)
     finally:
         predictor.close()
     return {r['index']: r for r in res.records}, res

@@ -16,6 +16,7 @@ from bag_helpers import (  # noqa: F401  (fixtures: bags, model, small_bag)
     mapped_bag,
     model,
     offline_records,
+    one_torch_thread,
     plain_typestore,
     poa_gres,
     read_all,
@@ -96,7 +97,7 @@ def test_offline_replay_equals_direct_evaluation(bags, model, tmp_path):  # noqa
 
     small, mdir, params = bags.small, model.dir, model.params
     out = tmp_path / 'report'
-    res = poa_gres('replay', small, '--model', mdir, '--params-file', params,
+    res = poa_gres('replay', small, '--model', mdir, '--params-file', params, '--threads', '1',
                    '--out', out)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((out / 'report.json').read_text())
@@ -130,14 +131,16 @@ def test_offline_replay_equals_direct_evaluation(bags, model, tmp_path):  # noqa
             )
     predictor = Predictor.from_model_dir(mdir, thresholds=KEEP_ALL)
     ev = GresEvaluator()
-    for tp, ty, t, raw in msgs:
-        if tp != '/camera/image_raw':
-            continue
-        img = ts.deserialize_cdr(raw, ty)
-        predictor.set_instruction([text for lt, text in instructions if lt <= t][-1])
-        pred = predictor.predict(np.asarray(img.data, np.uint8).reshape(img.height, img.width, 3))
-        mask, no_target, n = gts[(img.header.stamp.sec, img.header.stamp.nanosec)]
-        ev.add(pred.final_mask, mask, pred.no_target, no_target, n)
+    with one_torch_thread():
+        for tp, ty, t, raw in msgs:
+            if tp != '/camera/image_raw':
+                continue
+            img = ts.deserialize_cdr(raw, ty)
+            predictor.set_instruction([text for lt, text in instructions if lt <= t][-1])
+            rgb = np.asarray(img.data, np.uint8).reshape(img.height, img.width, 3)
+            pred = predictor.predict(rgb)
+            mask, no_target, n = gts[(img.header.stamp.sec, img.header.stamp.nanosec)]
+            ev.add(pred.final_mask, mask, pred.no_target, no_target, n)
     direct = ev.summary()
     assert direct['all']['count'] == FRAMES and direct['no_target']['count'] > 0
     for t in ('all', 'single', 'multi', 'no_target'):
@@ -185,7 +188,7 @@ def test_bag_from_another_robot_replays_through_a_topic_mapping(bags, model, tmp
     args = [a for role, topic in MAPPING.items() for a in ('--topic', f'{role}={topic}')]
     out = tmp_path / 'mapped'
     res = poa_gres('replay', mapped, *args, '--model', mdir, '--params-file',
-                   params, '--out', out)  # fmt: skip
+                   params, '--threads', '1', '--out', out)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((out / 'report.json').read_text())
     assert report['bag']['other_topics'] == ['/zed/imu/data']
