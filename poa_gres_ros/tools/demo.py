@@ -7,7 +7,8 @@
 Steps: (1) the demo bag, 24 s of a 10 Hz 640x480 camera slowly moving over three rendered
 tabletop scenes with six instructions (single-target, multi-target, no-target), is rendered
 into data/demo_bag if it is missing or was made with other settings (deterministic: the same
-bytes of every message on every machine; about 20-40 s on 2 cores); (2) gres_node starts with
+bytes of every message on any machine with the same pybullet build; about 40 s on 2 busy
+cores); (2) gres_node starts with
 the model and config/gres.yaml, like ``poa-gres node``; (3) the bag is played into it in real
 time with /clock (use_sim_time), its results are recorded and scored against the bag's
 ground truth; the node and the player run in ROS domain 101 (``--domain-id``; the last of the
@@ -141,10 +142,11 @@ def run(args) -> int:
         return 3
     result = evaluate_live(timeline, capture)
     live_s = time.perf_counter() - t1
-    thresholds = thresholds_from_parameters(node_parameters(params))
+    values = node_parameters(params)
+    thresholds = thresholds_from_parameters(values)
     meta = {
         'model': str(model),
-        'backend': 'from ' + str(params),
+        'backend': values.get('backend', 'torch'),
         'params_file': str(params),
         'thresholds': asdict(thresholds),
         'command': 'poa-gres demo',
