@@ -8,15 +8,15 @@ Steps: (1) the demo bag, 24 s of a 10 Hz 640x480 camera slowly moving over three
 tabletop scenes with six instructions (single-target, multi-target, no-target), is rendered
 into data/demo_bag if it is missing or was made with other settings (deterministic: the same
 bytes of every message on any machine with the same pybullet build; about 40 s on 2 busy
-cores); (2) gres_node starts with
-the model and config/gres.yaml, like ``poa-gres node``; (3) the bag is played into it in real
+cores); (2) gres_node starts with the model and config/gres.yaml, like ``poa-gres node``;
+(3) the bag is played into it in real
 time with /clock (use_sim_time), its results are recorded and scored against the bag's
 ground truth; the node and the player run in ROS domain 101 (``--domain-id``; the last of the
 ids 0-101 that are safe on Linux, outside the 1-100 the tests take), so the demo neither sees
 nor disturbs other ROS 2 nodes on the machine, e.g. a robot camera on /camera/image_raw;
 (4) a short summary is printed and the report (Markdown, JSON, figures) is written to
-reports/demo. The node processes frames slower than 10 Hz on a CPU, so it drops
-frames (newest frame wins); the summary reports them.
+reports/demo. The node processes frames slower than 10 Hz on a CPU, so it drops frames
+(newest frame wins); the summary reports them.
 
 Exit status: 0 on success, 1 when the node answered no frame, 2 on errors (no model, no ROS),
 3 when the node failed (it exited on its own, or not with status 0).
