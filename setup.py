@@ -2,8 +2,8 @@
 
 For training and evaluation servers. The ROS 2 package (messages, nodes, launch files) is
 built by colcon from CMakeLists.txt and package.xml instead; see README.md.
-The shipped model folders in models/ are installed to <prefix>/share/poa_gres_ros/models,
-the same place a ROS install puts them.
+The shipped model folders (models/), the message definitions (msg/) and the parameter files
+(config/) are installed to <prefix>/share/poa_gres_ros, the same place a ROS install puts them.
 """
 
 import os
@@ -13,18 +13,21 @@ from setuptools import find_packages, setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _model_data_files():
+def _share_data_files():
+    """models/, msg/ and config/ under <prefix>/share/poa_gres_ros, as a colcon install has them
+    (the bag tools read the .msg files to register the message types with rosbags)."""
     out = []
-    root = os.path.join(HERE, 'models')
-    for dirpath, _dirs, files in os.walk(root):
-        rel = os.path.relpath(dirpath, HERE)
-        if files:
-            out.append(
-                (
-                    os.path.join('share', 'poa_gres_ros', rel),
-                    [os.path.join(rel, f) for f in sorted(files)],
+    for top in ('models', 'msg', 'config'):
+        for dirpath, _dirs, files in os.walk(os.path.join(HERE, top)):
+            rel = os.path.relpath(dirpath, HERE)
+            files = [f for f in sorted(files) if not f.startswith('.')]
+            if files:
+                out.append(
+                    (
+                        os.path.join('share', 'poa_gres_ros', rel),
+                        [os.path.join(rel, f) for f in files],
+                    )
                 )
-            )
     return out
 
 
@@ -37,7 +40,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     packages=find_packages(include=['poa_gres_ros', 'poa_gres_ros.*']),
-    data_files=_model_data_files(),
+    data_files=_share_data_files(),
     install_requires=[
         'numpy>=1.24',
         'torch>=2.4',

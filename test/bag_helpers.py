@@ -161,11 +161,13 @@ def _bgr8_padded(ts, raw: bytes) -> bytes:
 
 @pytest.fixture(scope='session')
 def keep_all_params(tmp_path_factory):
-    """config/gres.yaml with relevance_threshold 0 and no_target_threshold 1."""
+    """config/gres.yaml with relevance_threshold 0, no_target_threshold 1, backend torch."""
     text = (ROOT / 'config' / 'gres.yaml').read_text()
     text = text.replace('relevance_threshold: 0.5', 'relevance_threshold: 0.0')
     text = text.replace('no_target_threshold: 0.5', 'no_target_threshold: 1.0')
+    text = text.replace("backend: 'auto'", "backend: 'torch'")  # no ONNX export per test model
     assert 'relevance_threshold: 0.0' in text and 'no_target_threshold: 1.0' in text
+    assert "backend: 'torch'" in text
     path = tmp_path_factory.getbasetemp() / 'keep_all.yaml'
     path.write_text(text)
     return path

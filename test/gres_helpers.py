@@ -54,13 +54,15 @@ def start_gres(
     spawn, model_dir, *ros_args, namespace='', name='gres_node', node_name='', stop_timeout_s=10.0
 ):
     """Start scripts/gres_node with config/gres.yaml, ``model_dir`` and extra ``--ros-args``
-    (e.g. ``'-p', 'autostart:=false'``); images remapped from /camera/image_raw.
+    (e.g. ``'-p', 'autostart:=false'``); images remapped from /camera/image_raw; backend
+    torch (the default 'auto' would export each test's model to ONNX first).
     ``node_name`` renames the node: tests that call its services use a name of their own, so
     a client cannot match the services of the previous test's node while discovery still
     lists them."""
     argv = ['python', 'scripts/gres_node', '--ros-args', '--params-file', 'config/gres.yaml',
             '-p', f'model_dir:={model_dir}', '-r', 'image:=/camera/image_raw',
-            '-p', 'diagnostics_period_s:=0.5', *ros_args]  # fmt: skip
+            '-p', 'diagnostics_period_s:=0.5', '-p', 'backend:=torch',
+            *ros_args]  # fmt: skip
     if namespace:
         argv += ['-r', f'__ns:=/{namespace}']
     if node_name:

@@ -226,3 +226,44 @@ def test_backend_choice_log_lines(tiny, caplog):
     assert any(
         r.getMessage().startswith('backend torch (requested): torch') for r in caplog.records
     )
+
+
+def test_num_threads_is_the_common_thread_option(tiny):
+    """The node's num_threads reaches ONNX Runtime (intra-op threads) and torch (set_num_threads,
+    checked in a subprocess since it is process-wide)."""
+    import subprocess
+    import sys
+
+    from poa_gres_ros.inference.backends import onnxruntime_backend as ort_mod
+    from poa_gres_ros.modeling.io import load_config
+
+    model_dir = tiny['model_dir']
+    cfg = load_config(model_dir)
+    be = ort_mod.create(
+        model_dir,
+        cfg,
+        'cpu',
+        cache_dir=str(tiny['cache_dir']),
+        export_if_missing=False,
+        num_threads=1,
+        warmup_runs=0,
+    )
+    assert be.intra_op_threads == 1
+    code = (
+        'import torch, sys\n'
+        'from poa_gres_ros.inference import Predictor\n'
+        f'Predictor.from_model_dir({str(model_dir)!r}, backend="torch", num_threads=1)\n'
+        'sys.exit(0 if torch.get_num_threads() == 1 else 3)\n'
+    )
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    with pytest.raises(ValueError, match='threads=0'):
+        ort_mod.create(
+            model_dir,
+            cfg,
+            'cpu',
+            cache_dir=str(tiny['cache_dir']),
+            export_if_missing=False,
+            num_threads=0,
+            warmup_runs=0,
+        )

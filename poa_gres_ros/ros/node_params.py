@@ -45,7 +45,14 @@ SPECS: dict[str, _Spec] = {
         'package share dir, the source checkout models/).',
         read_only=True,
     ),
-    'backend': _Spec('torch', 'Inference backend.', read_only=True, choices=BACKENDS),
+    'backend': _Spec(
+        'auto',
+        'Inference backend. auto: TensorRT if it imports and device is a CUDA GPU, else ONNX '
+        'Runtime (exports the model to ONNX into the cache on first use, about a minute on a '
+        'CPU), else torch; the choice and its reason are logged.',
+        read_only=True,
+        choices=BACKENDS,
+    ),
     'device': _Spec('cpu', "Device: 'cpu', 'cuda' or 'cuda:N'.", read_only=True),
     'precision': _Spec(
         'fp32', 'Numeric precision (fp16/int8: TensorRT only).', read_only=True, choices=PRECISIONS
@@ -54,7 +61,7 @@ SPECS: dict[str, _Spec] = {
         '', "TensorRT engine cache directory ('' = the backend's default).", read_only=True
     ),
     'image_qos': _Spec(
-        'sensor_data',
+        'auto',
         'Image subscription QoS: sensor_data (best effort, matches every camera), reliable, '
         'system_default, or auto (best effort, switched to reliable while every publisher of '
         'the image topic is reliable: Fast DDS drops many large best-effort samples, e.g. about '
@@ -62,6 +69,14 @@ SPECS: dict[str, _Spec] = {
         'publishers but none match.',
         read_only=True,
         choices=IMAGE_QOS,
+    ),
+    'num_threads': _Spec(
+        0,
+        'CPU threads of the inference backend (torch / ONNX Runtime intra-op threads); 0 = the '
+        "backend's default (all cores). Set it below the core count when other processes "
+        'share the CPU.',
+        True,
+        (0, 256),
     ),
     'subscribe_compressed': _Spec(
         False,

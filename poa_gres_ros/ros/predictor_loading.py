@@ -28,7 +28,7 @@ def load_predictor(
         model_path: a resolved model folder.
         values: node parameter values; uses 'backend', 'device', 'warmup_runs', and passes
             'precision' and 'engine_cache_dir' as backend options when they differ from their
-            defaults ('fp32', '' = the backend's default).
+            defaults ('fp32', '' = the backend's default), and 'num_threads' when > 0.
         thresholds: initial thresholds.
         should_stop: polled between warm-up runs; True ends the warm-up early (Ctrl-C).
 
@@ -45,6 +45,8 @@ def load_predictor(
     for key, default in (('precision', 'fp32'), ('engine_cache_dir', '')):
         if values[key] != default:  # backend options; a backend that lacks one fails clearly
             kwargs[key] = values[key]
+    if values.get('num_threads', 0) > 0:
+        kwargs['num_threads'] = int(values['num_threads'])
     predictor = Predictor.from_model_dir(str(model_path), thresholds=thresholds, **kwargs)
     t0 = time.perf_counter()
     if values['warmup_runs'] > 0:

@@ -146,7 +146,7 @@ def run(args) -> int:
     thresholds = thresholds_from_parameters(values)
     meta = {
         'model': str(model),
-        'backend': values.get('backend', 'torch'),
+        'backend': values.get('backend', 'auto'),
         'params_file': str(params),
         'thresholds': asdict(thresholds),
         'command': 'poa-gres demo',

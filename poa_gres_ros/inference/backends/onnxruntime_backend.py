@@ -235,6 +235,7 @@ def create(
     precision: str = 'fp32',
     spin_wait: bool = False,
     warmup_runs: int = 2,
+    num_threads: int | None = None,
 ) -> OnnxRuntimeBackend:
     """Find (or export, see ``find_or_export_onnx``) the ONNX files and open the sessions.
 
@@ -244,6 +245,8 @@ def create(
         precision: 'fp32', or 'fp16' for the TensorRT execution provider only.
         spin_wait: busy-waiting worker threads (off by default, see the module docstring).
         warmup_runs: dummy runs before returning (0 = none).
+        num_threads: the backends' common name for ``intra_op_threads`` (used when that is
+            None).
     Raises:
         RuntimeError: no valid export / export failed / a session cannot be created.
         ValueError: a bad option value.
@@ -253,6 +256,8 @@ def create(
 
     if precision not in ('fp32', 'fp16'):
         raise ValueError(f"precision={precision!r}; onnxruntime supports 'fp32' or 'fp16'")
+    if intra_op_threads is None:
+        intra_op_threads = num_threads
     export_dir, meta = find_or_export_onnx(model_dir, cache_dir, export_if_missing)
     trt_cache = Path(cache_dir or default_cache_dir()) / 'ort_trt_engines'
     backend = OnnxRuntimeBackend(

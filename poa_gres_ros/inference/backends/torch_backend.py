@@ -73,11 +73,28 @@ def available(device: str) -> tuple[bool, str]:
 
 
 def create(
-    model_dir: Path, config: POAConfig, device: str, compile: bool = False, **options
+    model_dir: Path,
+    config: POAConfig,
+    device: str,
+    compile: bool = False,
+    num_threads: int | None = None,
+    **options,
 ) -> TorchBackend:
-    """Load the model folder and wrap it. Unknown options raise ValueError."""
+    """Load the model folder and wrap it.
+
+    Args:
+        compile: wrap the model with torch.compile (first call takes tens of seconds).
+        num_threads: torch intra-op CPU threads (``torch.set_num_threads``, process-wide);
+            None keeps torch's default (all cores).
+    Raises:
+        ValueError: unknown options or num_threads < 1.
+    """
     if options:
         raise ValueError(f'unknown torch backend options: {sorted(options)}')
+    if num_threads is not None:
+        if int(num_threads) < 1:
+            raise ValueError(f'num_threads={num_threads} must be >= 1 (or None)')
+        torch.set_num_threads(int(num_threads))
     from poa_gres_ros.modeling.io import load_model
 
     return TorchBackend(load_model(model_dir, device), device, compile=compile)
