@@ -152,6 +152,7 @@ class POAModel(nn.Module):
         features: dict[str, Tensor] | None = None,
         text_features: Tensor | None = None,
         aux_outputs: bool = True,
+        image_index: Tensor | None = None,
     ) -> POAOutput:
         """Run the model.
 
@@ -164,13 +165,27 @@ class POAModel(nn.Module):
             aux_outputs: compute the earlier layers' outputs (deep supervision); False for
                 inference (``aux_outputs`` is then empty and the earlier layers only predict
                 the masks their successors' masked attention needs).
+            image_index: (B,) int64 or None. When given, ``images`` / ``features`` hold
+                B_img <= B distinct images and sentence b is about image ``image_index[b]``:
+                the pixel decoder then runs once per image, not once per sentence (training
+                with several sentences per image). A language-aware backbone gets one image
+                copy per sentence instead.
         Returns:
             POAOutput (final layer + no-target + ``num_layers`` aux outputs).
         Raises:
-            ValueError: a required input is missing.
+            ValueError: a required input is missing, or ``image_index`` with ``features``
+                of a language-aware backbone.
         """
         if attention_mask is None:
             raise ValueError('attention_mask (B, L) is required')
+        if image_index is not None and self.backbone.uses_text:
+            if features is not None:
+                raise ValueError(
+                    'image_index with precomputed features needs a backbone '
+                    'without language fusion (its features depend on the text)'
+                )
+            if images is not None:  # language-aware backbone: one image copy per sentence
+                images, image_index = images[image_index.to(images.device).long()], None
         if text_features is None:
             if input_ids is None:
                 raise ValueError('give input_ids or text_features')
@@ -182,7 +197,7 @@ class POAModel(nn.Module):
         missing = [k for k in FEATURE_KEYS if k not in features]
         if missing:
             raise ValueError(f'features lacks {missing}; expected keys {FEATURE_KEYS}')
-        return self.decode(features, text_features, attention_mask, aux_outputs)
+        return self.decode(features, text_features, attention_mask, aux_outputs, image_index)
 
     def decode(
         self,
@@ -190,9 +205,14 @@ class POAModel(nn.Module):
         text_features: Tensor,
         attention_mask: Tensor,
         aux_outputs: bool = True,
+        image_index: Tensor | None = None,
     ) -> POAOutput:
         """Pixel decoder, transformer decoder and heads on given features (see ``forward``)."""
         mask_features, multi_scale = self.pixel_decoder(features)
+        if image_index is not None:
+            image_index = image_index.to(mask_features.device).long()
+            mask_features = mask_features[image_index]
+            multi_scale = [m[image_index] for m in multi_scale]
         layers = self.decoder(
             multi_scale, mask_features, text_features, attention_mask, aux_outputs
         )

@@ -129,7 +129,9 @@ class TrainConfig:
         model, data, optim, schedule, criterion: the sections above.
         ablation: 'full', 'no_poa' (lambda_phrase = 0 in loss and cost), 'merged_only' (no
             instance matching losses) or 'hard_selection' (model ``heads.aggregation='hard'``).
-        batch_size: per process (per GPU under torchrun).
+        batch_size: sentences per process (per GPU under torchrun).
+        sentences_per_image: k > 1 fills batches with k sentences of each image, so the pixel
+            decoder runs once per image (``datasets.grouped_sampler``); 1 = plain shuffling.
         output_dir: checkpoints, logs (CSV, TensorBoard) and the final model folder.
         cache_dir: where frozen features are cached; None = no cache. Used only when both the
             backbone and the text encoder are frozen.
@@ -149,6 +151,7 @@ class TrainConfig:
     criterion: CriterionConfig = field(default_factory=CriterionConfig)
     ablation: str = 'full'
     batch_size: int = 8
+    sentences_per_image: int = 1
     output_dir: str = 'runs/train'
     cache_dir: str | None = None
     device: str = 'auto'
@@ -175,6 +178,8 @@ class TrainConfig:
             raise ValueError(f'data.format={self.data.format!r}; use grefcoco or refzom')
         if self.batch_size < 1:
             raise ValueError(f'batch_size={self.batch_size} must be >= 1')
+        if self.sentences_per_image < 1:
+            raise ValueError(f'sentences_per_image={self.sentences_per_image} must be >= 1')
         if self.schedule.decay not in ('poly', 'step', 'none'):
             raise ValueError(f'schedule.decay={self.schedule.decay!r}; use poly, step or none')
         if self.schedule.max_iters is not None and self.schedule.max_iters < 1:

@@ -51,7 +51,7 @@ class EvalResult:
 def to_device(batch: dict, device) -> dict:
     """Move the tensors of a batch dict (see ``collate_gres``) to ``device``."""
     out = dict(batch)
-    for key in ('images', 'input_ids', 'attention_mask', 'text_features'):
+    for key in ('images', 'input_ids', 'attention_mask', 'text_features', 'image_index'):
         if key in out:
             out[key] = out[key].to(device, non_blocking=True)
     if 'features' in out:
@@ -69,6 +69,8 @@ def model_inputs(batch: dict, dtype=torch.float32) -> dict:
         kw['images'] = batch['images']
     if 'text_features' in batch:
         kw['text_features'] = batch['text_features'].to(dtype)
+    if 'image_index' in batch:
+        kw['image_index'] = batch['image_index']
     return kw
 
 
@@ -191,7 +193,7 @@ def evaluate_dataset(
     )
     for batch in tqdm(loader, desc='evaluating', disable=not progress):
         b = to_device(batch, device)
-        out = model(**model_inputs(b))
+        out = model(**model_inputs(b), aux_outputs=False)
         for j, idx in enumerate(batch['index'].tolist()):
             rec = dataset.records[idx]
             size = {'input': dataset.size_hw, 'source': (rec.height, rec.width)}.get(

@@ -37,6 +37,7 @@ from poa_gres_ros.training.config import TrainConfig
 from poa_gres_ros.training.criterion import POACriterion
 from poa_gres_ros.training.data_setup import build_datasets, build_model_for_training
 from poa_gres_ros.training.datasets.gres_dataset import collate_gres
+from poa_gres_ros.training.datasets.grouped_sampler import ImageGroupedBatchSampler
 from poa_gres_ros.training.evaluate import evaluate_dataset, model_inputs, to_device
 from poa_gres_ros.training.optim import build_optimizer, build_scheduler
 
@@ -105,6 +106,8 @@ class Trainer:
             if self.drop_last
             else math.ceil(len(self.train_set) / per_step),
         )
+        if cfg.sentences_per_image > 1:  # the grouped sampler's own count
+            self.iters_per_epoch = max(1, len(self._loader(0, 0).batch_sampler))
         self.max_iters = cfg.schedule.max_iters or max(
             1, math.ceil(cfg.schedule.epochs * self.iters_per_epoch)
         )
@@ -159,6 +162,25 @@ class Trainer:
             dist.barrier()
 
     def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
+        k = self.cfg.sentences_per_image
+        if k > 1:
+            batches = ImageGroupedBatchSampler(
+                self.train_set.records,
+                self.cfg.batch_size,
+                k,
+                seed=self.cfg.seed,
+                rank=self.rank,
+                world_size=self.world,
+                drop_last=self.drop_last,
+            )
+            batches.set_epoch(epoch, skip_batches)
+            return DataLoader(
+                self.train_set,
+                batch_sampler=batches,
+                collate_fn=collate_gres,
+                num_workers=self.cfg.data.num_workers,
+                pin_memory=self.device.type == 'cuda',
+            )
         sampler = DistributedSampler(
             self.train_set,
             num_replicas=self.world,

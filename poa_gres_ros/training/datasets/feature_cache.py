@@ -248,4 +248,5 @@ class CachedFeatureDataset(Dataset):
             'gt_masks': torch.from_numpy(self.gt_masks(index)),
             'no_target': rec.no_target,
             'index': index,
+            'image_key': rec.file_name,
         }

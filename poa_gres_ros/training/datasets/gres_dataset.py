@@ -117,11 +117,23 @@ class GresDataset(Dataset):
             'gt_masks': torch.from_numpy(self.gt_masks(index)),
             'no_target': rec.no_target,
             'index': index,
+            'image_key': rec.file_name,
         }
 
 
 def collate_gres(batch: list[dict]) -> dict:
-    """Stack samples of :class:`GresDataset` or ``CachedFeatureDataset`` into a batch dict."""
+    """Stack samples of :class:`GresDataset` or ``CachedFeatureDataset`` into a batch dict.
+
+    Samples of the same image (same ``image_key``) share one entry of ``images`` /
+    ``features``; ``image_index`` (B,) int64 then maps each sentence to its image (see
+    ``POAModel.forward``). Without repeated images there is no ``image_index``.
+    """
+    keys = [b.get('image_key') for b in batch]
+    first: dict = {}
+    for k, key in enumerate(keys):
+        first.setdefault(key, k)
+    grouped = None not in keys and len(first) < len(batch)
+    img_batch = [batch[k] for k in first.values()] if grouped else batch
     out = {
         'input_ids': torch.stack([b['input_ids'] for b in batch]),
         'attention_mask': torch.stack([b['attention_mask'] for b in batch]),
@@ -129,11 +141,14 @@ def collate_gres(batch: list[dict]) -> dict:
         'no_target': torch.tensor([bool(b['no_target']) for b in batch]),
         'index': torch.tensor([int(b['index']) for b in batch], dtype=torch.int64),
     }
+    if grouped:
+        slot = {key: i for i, key in enumerate(first)}
+        out['image_index'] = torch.tensor([slot[key] for key in keys], dtype=torch.int64)
     if 'images' in batch[0]:
-        out['images'] = torch.stack([b['images'] for b in batch])
+        out['images'] = torch.stack([b['images'] for b in img_batch])
     if 'features' in batch[0]:
         out['features'] = {
-            k: torch.stack([b['features'][k] for b in batch]) for k in batch[0]['features']
+            k: torch.stack([b['features'][k] for b in img_batch]) for k in batch[0]['features']
         }
     if 'text_features' in batch[0]:
         out['text_features'] = torch.stack([b['text_features'] for b in batch])
