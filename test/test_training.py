@@ -332,3 +332,33 @@ def test_ddp_two_cpu_processes_with_torchrun(data_root, tmp_path):
     assert summary['train_samples'] == 8
     assert sorted(os.listdir(out / 'checkpoints')) == ['iter_0000002', 'iter_0000004', 'last']
     assert (out / 'model' / 'model.safetensors').is_file()
+
+
+def test_resume_applies_the_configs_lr_and_longer_schedule(data_root, tmp_path):
+    out = str(tmp_path / 'r')
+    first = _cfg(
+        data_root,
+        out,
+        checkpoint_every=2,
+        **{'schedule.max_iters': 2, 'schedule.decay': 'poly', 'data.val_splits': []},
+    )
+    Trainer(first).train()
+    longer = _cfg(
+        data_root,
+        out,
+        **{
+            'schedule.max_iters': 10,
+            'schedule.decay': 'poly',
+            'optim.lr': 4e-3,
+            'data.val_splits': [],
+        },
+    )
+    resumed = Trainer(longer, resume='auto')
+    assert resumed.iteration == 2
+    factor = lr_factor(2, 10, longer.schedule)
+    assert 0.0 < factor < 1.0
+    lrs = sorted({round(g['lr'], 12) for g in resumed.optimizer.param_groups})
+    # tiny trains its backbone and text encoder too: they keep backbone_lr = text_lr = 2e-3
+    assert lrs == [round(2e-3 * factor, 12), round(4e-3 * factor, 12)]
+    resumed.train()
+    assert resumed.iteration == 10

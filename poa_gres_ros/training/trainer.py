@@ -39,7 +39,7 @@ from poa_gres_ros.training.data_setup import build_datasets, build_model_for_tra
 from poa_gres_ros.training.datasets.gres_dataset import collate_gres
 from poa_gres_ros.training.datasets.grouped_sampler import ImageGroupedBatchSampler
 from poa_gres_ros.training.evaluate import evaluate_dataset, model_inputs, to_device
-from poa_gres_ros.training.optim import build_optimizer, build_scheduler
+from poa_gres_ros.training.optim import build_optimizer, build_scheduler, lr_factor
 
 LOG = logging.getLogger(__name__)
 MAX_BAD_STEPS = 20
@@ -119,9 +119,16 @@ class Trainer:
         )
         self.iteration, self.epoch = 0, 0
         if resume:
+            # the config's learning rates and schedule length apply after a resume: a run can
+            # be continued with a longer schedule (schedule.max_iters) or another optim.lr
+            base_lrs = [g['initial_lr'] for g in self.optimizer.param_groups]
             path = resolve_checkpoint(resume, cfg.output_dir)
             state = load_checkpoint(path, self.model, self.optimizer, self.scheduler, self.scaler)
             self.iteration, self.epoch = int(state['iteration']), int(state['epoch'])
+            factor = lr_factor(self.iteration, self.max_iters, cfg.schedule)
+            self.scheduler.base_lrs = list(base_lrs)
+            for group, lr in zip(self.optimizer.param_groups, base_lrs, strict=True):
+                group['initial_lr'], group['lr'] = lr, lr * factor
             LOG.info('resumed from %s at iteration %d', path, self.iteration)
         self.net = self.model
         if self.world > 1:
