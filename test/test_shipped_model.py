@@ -39,7 +39,10 @@ FLOORS = {
 def report(tmp_path_factory):
     base = tmp_path_factory.mktemp('shipped')
     data, out = base / 'eval_small', base / 'report'
-    assert cli_main(['make-dataset', '--out', str(data), '--preset', 'small-eval', '--no-progress']) == 0
+    assert (
+        cli_main(['make-dataset', '--out', str(data), '--preset', 'small-eval', '--no-progress'])
+        == 0
+    )
     args = ['eval', '--model', str(SHIPPED), '--data', str(data), '--split', 'test']
     args += ['--split', 'test_comp', '--eval-size', 'source', '--out', str(out), '--threads', '2']
     assert cli_main(args) == 0
