@@ -28,10 +28,13 @@ pytestmark = [
 ]
 pytest.importorskip('pybullet')
 
-# split: {metric: floor}; measured values are in models/tabletop/MODEL_CARD.md
+# split: {metric: floor}, about 3 points under the values measured when the model was committed
+# (MODEL_CARD.md: test cIoU 32.35, gIoU 29.04, T-acc 100; test_comp cIoU 27.45, gIoU 24.32).
+# The shipped model never predicts no-target (N-acc 0.00), so N-acc has no floor yet: raise
+# these floors together with the model card when a better model is committed.
 FLOORS = {
-    'test': {'cIoU': 0.0, 'gIoU': 0.0, 'N-acc': 0.0, 'T-acc': 0.0},
-    'test_comp': {'cIoU': 0.0, 'gIoU': 0.0},
+    'test': {'cIoU': 29.0, 'gIoU': 26.0, 'T-acc': 95.0},
+    'test_comp': {'cIoU': 24.0, 'gIoU': 21.0},
 }
 
 
