@@ -88,7 +88,10 @@ def test_torch_dataset_tokens_masks_and_collate(gref):
     red = (item['images'][0] > 200) & (item['images'][1] < 60)
     assert _iou(gm[0].numpy(), red.numpy()) > 0.85
     batch = collate_gres([ds[i] for i in range(4)])
-    assert batch['images'].shape == (4, 3, 64, 96) and batch['input_ids'].shape == (4, 6)
+    # the four sentences are about one image: it is stacked once, image_index maps them to it
+    assert batch['images'].shape == (1, 3, 64, 96) and batch['input_ids'].shape == (4, 6)
+    assert batch['image_index'].tolist() == [0, 0, 0, 0]
+    torch.testing.assert_close(batch['images'][0], ds[3]['images'])
     assert [m.shape[0] for m in batch['gt_masks']] == [1, 1, 2, 0]
     assert batch['no_target'].tolist() == [False, False, False, True]
     long = GresDataset(recs[:1], masks, os.path.join(root, 'images'), (64, 96), tok, 3, prep)
