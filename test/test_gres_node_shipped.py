@@ -56,8 +56,12 @@ def test_shipped_model_through_the_node_equals_offline_prediction(ros_node, spaw
     """What the node publishes with the shipped model and default parameters is what the
     offline predictor computes (quality itself: test_shipped_model.py and the model card)."""
     rgb, text, truth, no_target_text = _scene()
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
     proc = start_gres(spawn, 'tabletop')
-    probe = Probe(ros_node)
+    # a 640x480 rgb8 frame is 0.9 MB: reliable, as a camera driver publishing full frames
+    # would be (best effort loses most fragmented frames on a loaded machine)
+    probe = Probe(ros_node, image_qos=QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
     results = []
     try:
         for k, instruction in enumerate((text, no_target_text)):
