@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         out = model(
             attention_mask=mask,
-            features=feats if k > 1 else _per_sentence(feats1, b),
+            features=feats,
             text_features=text,
             image_index=index,
         )
@@ -83,14 +83,10 @@ def main(argv=None) -> int:
     for k in args.k:
         med = statistics.median(times[k])
         print(
-            f'k={k}: {b // k if k > 1 else b} images/step  median {med:7.0f} ms  '
+            f'k={k}: {max(1, b // k)} images/step  median {med:7.0f} ms  '
             f'ratio to k={args.k[0]}: {med / base:.2f}'
         )
     return 0
-
-
-def _per_sentence(feats1, b):
-    return {key: v.expand(b, -1, -1, -1).contiguous() for key, v in feats1.items()}
 
 
 if __name__ == '__main__':

@@ -128,3 +128,17 @@ def test_trainer_with_sentences_per_image(tmp_path):
     assert changed
     with pytest.raises(ValueError, match='sentences_per_image'):
         TrainConfig.from_dict({'model': {'preset': 'tiny'}, 'sentences_per_image': 0})
+
+
+@pytest.mark.parametrize('drop_last', [True, False])
+@pytest.mark.parametrize('world_size', [1, 2, 3])
+def test_sampler_len_equals_the_batches_it_yields(world_size, drop_last):
+    recs = _records([10, 9, 1, 1, 1, 2, 5])
+    for batch_size in (1, 3, 4, 8):
+        for k in (1, 2, 4):
+            for rank in range(world_size):
+                s = ImageGroupedBatchSampler(
+                    recs, batch_size, k, seed=1, rank=rank, world_size=world_size,
+                    drop_last=drop_last,
+                )  # fmt: skip
+                assert len(s) == len(list(s)), (batch_size, k, rank)

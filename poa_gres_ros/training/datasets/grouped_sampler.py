@@ -64,6 +64,15 @@ class ImageGroupedBatchSampler(Sampler[list[int]]):
         """Select the epoch's shuffle and skip its first ``skip_batches`` batches (resume)."""
         self.epoch, self.skip = int(epoch), int(skip_batches)
 
+    def _num_batches(self) -> int:
+        """Batches of this rank per epoch, from the sample count alone (no shuffling)."""
+        n, b = self.num_samples, self.batch_size
+        total = n // b if self.drop_last else -(-n // b)
+        if self.world > 1:
+            mine = -(-(total - self.rank) // self.world)  # batches rank, rank + world, ...
+            return total // self.world if self.drop_last else mine
+        return total
+
     def _batches(self) -> list[list[int]]:
         rng = np.random.default_rng(self.seed + self.epoch)
         chunks = []
@@ -85,4 +94,4 @@ class ImageGroupedBatchSampler(Sampler[list[int]]):
         yield from self._batches()[self.skip :]
 
     def __len__(self) -> int:
-        return max(0, len(self._batches()) - self.skip)
+        return max(0, self._num_batches() - self.skip)
