@@ -30,8 +30,8 @@ from bag_helpers import (  # noqa: F401  (fixtures: bags, model)
 )
 from gres_helpers import ROOT, tiny_model  # noqa: F401  (fixture)
 
-from poa_gres_ros.core.config import Thresholds
 from poa_gres_ros.core.metrics import GresEvaluator, GresSampleResult
+from poa_gres_ros.core.thresholds import Thresholds
 
 pytestmark = pytest.mark.ros
 KEEP_ALL = Thresholds(relevance=0.0, no_target=1.0)

@@ -24,8 +24,8 @@ from bag_helpers import (  # noqa: F401  (fixtures: bags, model, small_bag)
 )
 from gres_helpers import tiny_model  # noqa: F401  (fixture)
 
-from poa_gres_ros.core.config import Thresholds
 from poa_gres_ros.core.metrics import GresEvaluator
+from poa_gres_ros.core.thresholds import Thresholds
 
 KEEP_ALL = Thresholds(relevance=0.0, no_target=1.0)
 FRAMES = 30  # 2 scenes x 1.5 s x 10 Hz

@@ -12,7 +12,7 @@ import pytest
 import torch
 from backend_fixtures import shared_tiny
 
-from poa_gres_ros.core.config import Thresholds
+from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.export.onnx_export import METADATA_NAME
 from poa_gres_ros.export.wrappers import GRAPH_FILES, VISION_GRAPH
 from poa_gres_ros.inference import Predictor

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from poa_gres_ros.core.config import Thresholds
+from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.inference import Predictor, resolve_model_dir
 from poa_gres_ros.inference.backends.torch_backend import TorchBackend
 from poa_gres_ros.modeling import build_model, load_model, save_model

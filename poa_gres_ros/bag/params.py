@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from poa_gres_ros.core.config import Thresholds
+from poa_gres_ros.core.thresholds import Thresholds
 
 
 def node_parameters(path: str | Path, node_name: str = 'gres_node') -> dict:

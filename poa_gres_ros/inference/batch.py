@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from poa_gres_ros.core.config import Thresholds
 from poa_gres_ros.core.results import PhraseSpan
+from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.modeling.grounding import GroundingRule, ground_phrase
 
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from poa_gres_ros.core.config import Thresholds
 from poa_gres_ros.core.results import InstanceResult, PhraseSpan
+from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.modeling.grounding import GroundingRule, ground_phrase
 
 

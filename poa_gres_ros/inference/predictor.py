@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from poa_gres_ros.core.config import Thresholds
 from poa_gres_ros.core.model_config import POAConfig
 from poa_gres_ros.core.results import GresPrediction
+from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.inference.backends.base import Backend, create_backend
 from poa_gres_ros.inference.batch import BatchPrediction, postprocess_batch
 from poa_gres_ros.inference.model_dirs import resolve_model_dir

@@ -402,6 +402,6 @@ def main(args=None) -> int:
 
 
 if __name__ == '__main__':
-    from poa_gres_ros.ros.process import exit_process
+    from poa_gres_ros.ros.process_exit import exit_process
 
     exit_process(main())

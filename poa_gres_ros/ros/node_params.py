@@ -21,7 +21,7 @@ from rcl_interfaces.msg import (
     ParameterType,
 )
 
-from poa_gres_ros.core.config import Thresholds
+from poa_gres_ros.core.thresholds import Thresholds
 
 BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt')
 PRECISIONS = ('fp32', 'fp16', 'int8')

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from poa_gres_ros.core.config import Thresholds
+from poa_gres_ros.core.thresholds import Thresholds
 
 
 def load_predictor(

@@ -78,7 +78,7 @@ def run(args) -> int:
 
     import torch
 
-    from poa_gres_ros.core.config import Thresholds
+    from poa_gres_ros.core.thresholds import Thresholds
     from poa_gres_ros.training.config import DataConfig
     from poa_gres_ros.training.data_setup import load_records
     from poa_gres_ros.training.datasets.gres_dataset import GresDataset, model_preprocess

@@ -74,7 +74,7 @@ def _summary(pred) -> dict:
 def run(args) -> int:
     import cv2
 
-    from poa_gres_ros.core.config import Thresholds
+    from poa_gres_ros.core.thresholds import Thresholds
     from poa_gres_ros.core.visualize import draw_overlay
     from poa_gres_ros.inference import Predictor
 

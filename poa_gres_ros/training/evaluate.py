@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from poa_gres_ros.core.config import Thresholds
 from poa_gres_ros.core.metrics import GresEvaluator, RefZomEvaluator
 from poa_gres_ros.core.results import GresPrediction, InstanceResult
+from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.training.datasets.gres_dataset import collate_gres
 
 
