@@ -1,6 +1,6 @@
 """Test-side encoders: one RGB picture -> the raw fields of a sensor_msgs/Image in any encoding.
 
-Independent of poa_gres_ros.ros.image_conversion (written from the image_encodings
+Independent of poa_gres_ros.conversions.image_msgs (written from the image_encodings
 definitions, with OpenCV only for RGB -> YUV 4:2:2), so the converter is checked against a
 second implementation, not against itself.
 """

@@ -9,7 +9,7 @@ import pytest
 from gres_helpers import KEEP_ALL, NS_PER_S, Probe, image_msg, start_gres, tiny_model  # noqa: F401
 from image_encoders import encode, grey_picture, tile_picture, to_msg
 
-from poa_gres_ros.ros.image_conversion import SUPPORTED_ENCODINGS, image_to_rgb
+from poa_gres_ros.conversions.image_msgs import SUPPORTED_ENCODINGS, image_to_rgb
 
 from ros_utils import spin_until
 
@@ -65,7 +65,7 @@ def test_every_encoding_and_padding_gives_the_rgb8_result(ros_node, spawn, tiny_
         mismatched = []
         for label, fields in _cases():
             # Reference: rgb8 of what the encoding holds (the picture itself for lossless
-            # encodings; the converter is checked against the picture in test_image_conversion).
+            # encodings; the converter is checked against the picture in test_image_msgs).
             expected_rgb = np.ascontiguousarray(image_to_rgb(**fields))
             if run(fields, label) != run(encode(expected_rgb, 'rgb8'), f'{label} reference'):
                 mismatched.append(label)

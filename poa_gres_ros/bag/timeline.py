@@ -256,7 +256,7 @@ class BagTimeline:
     # ------------------------------------------------------------------ reading images
     def images(self, indices=None) -> Iterator[tuple[Frame, np.ndarray | str]]:
         """Decode the images (all, or the frame indices in ``indices``) in bag order with the
-        node's converter (``ros/image_conversion.py``, pure numpy/OpenCV: every encoding the
+        node's converter (``conversions/image_msgs.py``, pure numpy/OpenCV: every encoding the
         node takes, row padding honoured).
 
         Yields:
@@ -264,7 +264,7 @@ class BagTimeline:
             an image that cannot be converted (bad encoding or sizes), so one bad frame never
             ends a replay.
         """
-        from poa_gres_ros.ros.image_conversion import (
+        from poa_gres_ros.conversions.image_msgs import (
             ImageConversionError,
             compressed_msg_to_rgb,
             image_msg_to_rgb,

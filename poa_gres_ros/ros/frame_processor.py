@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
+from poa_gres_ros.conversions.image_msgs import compressed_msg_to_rgb, image_msg_to_rgb
 from poa_gres_ros.core.results import GresPrediction
 from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.msg import GresInstances
-from poa_gres_ros.ros.image_conversion import compressed_msg_to_rgb, image_msg_to_rgb
 from poa_gres_ros.ros.instruction_state import Instruction, InstructionState
 from poa_gres_ros.ros.result_msgs import build_instances_msg
 

@@ -1,7 +1,7 @@
 """The GRES lifecycle node: camera image + instruction -> referred instances.
 
 The node only converts, calls the predictor, converts back and publishes:
-``image_conversion`` (Image -> RGB), ``instruction_state`` (binding), the
+``conversions.image_msgs`` (Image -> RGB), ``instruction_state`` (binding), the
 ``poa_gres_ros.inference.Predictor`` (the model), ``result_msgs`` (messages).
 
 Lifecycle (architecture.md §4.4): parameters are declared in ``__init__``; ``configure``
@@ -38,12 +38,12 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, String
 
+from poa_gres_ros.conversions.image_msgs import ImageConversionError
 from poa_gres_ros.core.visualize import draw_overlay
 from poa_gres_ros.msg import GresInstances
 from poa_gres_ros.ros import qos as Q
 from poa_gres_ros.ros.diagnostics import build_diagnostics
 from poa_gres_ros.ros.frame_processor import Frame, FrameProcessor
-from poa_gres_ros.ros.image_conversion import ImageConversionError
 from poa_gres_ros.ros.image_input import ImageInput
 from poa_gres_ros.ros.instruction_state import InstructionState
 from poa_gres_ros.ros.node_params import (

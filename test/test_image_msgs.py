@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from image_encoders import BAYER_OFFSETS, encode, grey_picture, tile_picture
 
-from poa_gres_ros.ros.image_conversion import (
+from poa_gres_ros.conversions.image_msgs import (
     SUPPORTED_ENCODINGS,
     ImageConversionError,
     compressed_to_rgb,
@@ -196,7 +196,7 @@ def test_msg_wrappers_read_the_fields():
     from image_encoders import to_msg
     from sensor_msgs.msg import CompressedImage
 
-    from poa_gres_ros.ros.image_conversion import compressed_msg_to_rgb, image_msg_to_rgb
+    from poa_gres_ros.conversions.image_msgs import compressed_msg_to_rgb, image_msg_to_rgb
 
     rgb = tile_picture()
     msg = to_msg(encode(rgb, 'mono16', pad=4, big_endian=True))
