@@ -170,6 +170,7 @@ def test_launch_file_references_existing_executables_and_configs():
 def test_node_verb_mirrors_the_launch_arguments():
     import argparse
 
+    from poa_gres_ros.ros.launch_commands import node_commands
     from poa_gres_ros.tools import node as verb
 
     parser = argparse.ArgumentParser()
@@ -182,7 +183,7 @@ def test_node_verb_mirrors_the_launch_arguments():
         if default is not None:
             assert getattr(defaults, name) == default, name
     args = types.SimpleNamespace(**dict(vars(defaults), namespace='robot1', model_dir='/m'))
-    (cmd,) = verb.node_commands(args)
+    (cmd,) = node_commands(verb.node_launch(args))
     assert cmd[1].endswith('gres_node') and '--params-file' in cmd
     assert cmd.index('-p', cmd.index('--params-file')) > cmd.index('--params-file')
     for expected in ('__ns:=/robot1', 'model_dir:=/m', 'image:=/camera/image_raw'):

@@ -3,7 +3,7 @@ node's results and diagnostics (the rclpy side of ``poa-gres replay --live``).
 
 What it does, in order:
 
-1. Starts gres_node the way ``poa-gres node`` does (``tools.node.node_commands``: the
+1. Starts gres_node the way ``poa-gres node`` does (``launch_commands.node_commands``: the
    installed executable and parameter file, ``-p model_dir``/``backend`` overrides, the image
    topic remapped to where the bag's images are published, ``use_sim_time`` with ``clock``),
    or connects to a node that is already running.
@@ -34,7 +34,6 @@ Fast DDS: when it starts the node, the player sets ``FASTDDS_BUILTIN_TRANSPORTS=
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import re
@@ -48,6 +47,7 @@ from pathlib import Path
 from poa_gres_ros.bag.live_eval import LiveCapture
 from poa_gres_ros.bag.timeline import BagTimeline
 from poa_gres_ros.bag.typestore import COMPRESSED_IMAGE
+from poa_gres_ros.ros.launch_commands import NodeLaunch, node_commands
 
 CLOCK_PERIOD_S = 0.025
 PLAY_ROLES = ('instruction', 'image', 'camera_info')
@@ -102,21 +102,16 @@ def _msg_class(msgtype: str):
 
 
 def node_argv(settings: LiveSettings, image_topic: str, compressed: bool) -> list[str]:
-    """The gres_node command line (``tools.node.node_commands`` plus overrides)."""
-    from poa_gres_ros.tools.node import node_commands
-
+    """The gres_node command line (``launch_commands.node_commands`` plus overrides)."""
     base = image_topic[: -len('/compressed')] if compressed else image_topic
-    ns = argparse.Namespace(
-        namespace='',
+    launch = NodeLaunch(
         params_file=settings.params_file,
         image_topic=base,
-        use_sim_time='true' if settings.clock else 'false',
-        log_level='info',
+        use_sim_time=settings.clock,
         model_dir=settings.model or '',
         backend=settings.backend or '',
-        speech='false',
     )
-    argv = node_commands(ns)[0]
+    argv = node_commands(launch)[0]
     if compressed:
         argv += ['-p', 'subscribe_compressed:=true']
     return argv + list(settings.extra_ros_args)

@@ -103,7 +103,7 @@ def run(args) -> int:
     from poa_gres_ros.bag.params import node_parameters, thresholds_from_parameters
     from poa_gres_ros.bag.report import format_summary, write_report
     from poa_gres_ros.bag.timeline import BagTimeline
-    from poa_gres_ros.tools.node import config_file
+    from poa_gres_ros.ros.launch_commands import config_file
     from poa_gres_ros.tools.replay import import_player
 
     LiveSettings, play_live = import_player()  # noqa: N806 - a class

@@ -88,7 +88,7 @@ def run(args) -> int:
     from poa_gres_ros.bag.params import node_parameters, thresholds_from_parameters
     from poa_gres_ros.bag.report import format_summary, write_report
     from poa_gres_ros.bag.timeline import BagTimeline, parse_topic_map
-    from poa_gres_ros.tools.node import config_file
+    from poa_gres_ros.ros.launch_commands import config_file
 
     timeline = BagTimeline.open(args.bag, parse_topic_map(args.topic))
     if args.params_file is None:
