@@ -124,3 +124,32 @@ def test_loader_errors(gref, tmp_path):
         load_grefcoco(root, 'testA')
     with pytest.raises(FileNotFoundError):
         load_grefcoco(str(tmp_path), 'train')
+
+
+def test_sentence_phrases_are_read_when_present(gref):
+    import json
+
+    from poa_gres_ros.training.datasets.grefcoco import refs_to_records
+    from poa_gres_ros.training.datasets.records import RefPhrase, load_coco
+
+    root, _ = gref
+    with open(os.path.join(root, 'grefs(unc).json')) as fh:
+        refs = json.load(fh)
+    ref = next(r for r in refs if r['split'] == 'train' and len(r['ann_id']) == 3)
+    blue, green = ref['ann_id'][:2]
+    sent = ref['sentences'][0]  # 'the two discs'
+    sent['phrases'] = [
+        {'text': 'the two', 'char_start': 0, 'char_end': 7, 'ann_ids': [blue]},
+        {'text': 'discs', 'char_start': 8, 'char_end': 13, 'ann_ids': [green, blue]},
+    ]
+    coco = load_coco(os.path.join(root, 'instances.json'))
+    recs = refs_to_records(refs, coco, 'train')
+    got = next(r for r in recs if r.sent_id == sent['sent_id'])
+    assert got.phrases == (
+        RefPhrase('the two', 0, 7, (blue,)),
+        RefPhrase('discs', 8, 13, (green, blue)),
+    )
+    assert all(r.phrases == () for r in recs if r is not got)  # gRefCOCO refs have none
+    del sent['phrases'][1]['char_end']
+    with pytest.raises(ValueError, match='malformed phrase'):
+        refs_to_records(refs, coco, 'train')

@@ -11,8 +11,9 @@ annotations, categories) and the images (``images/`` by default; for gRefCOCO it
   supervision needs them, not only the merged mask);
 * the image file name comes from ``instances.json`` (the ref's ``file_name`` carries an extra
   suffix in gRefCOCO and is ignored);
-* extra keys of tabletop refs (``expr_type``, per-sentence ``phrases``) are accepted;
-  ``expr_type`` names the expression type when present.
+* extra keys of tabletop refs are read when present: ``expr_type`` names the expression type
+  and per-sentence ``phrases: [{text, char_start, char_end, ann_ids}]`` become
+  ``GresRecord.phrases`` (phrase-grounding accuracy).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections import Counter
 from poa_gres_ros.training.datasets.records import (
     CocoMasks,
     GresRecord,
+    RefPhrase,
     expr_type_of,
     load_coco,
 )
@@ -36,6 +38,22 @@ INSTANCES_FILE = 'instances.json'
 
 def _as_list(x) -> list:
     return list(x) if isinstance(x, list | tuple) else [x]
+
+
+def _phrases(sent: dict, where: str, ref_id: int) -> tuple[RefPhrase, ...]:
+    """A sentence's optional ``phrases: [{text, char_start, char_end, ann_ids}]``."""
+    try:
+        return tuple(
+            RefPhrase(
+                str(p['text']),
+                int(p['char_start']),
+                int(p['char_end']),
+                tuple(int(a) for a in p['ann_ids']),
+            )
+            for p in sent.get('phrases') or ()
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f'{where}: ref {ref_id} has a malformed phrase: {exc!r}') from exc
 
 
 def load_grefcoco(
@@ -149,6 +167,7 @@ def refs_to_records(
                     expr_type=etype,
                     split=split,
                     source=rec_source,
+                    phrases=_phrases(sent, where, ref_id),
                 )
             )
     if dropped:

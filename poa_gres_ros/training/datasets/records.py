@@ -24,6 +24,22 @@ EXPR_TYPES = ('single', 'multi', 'no_target')
 
 
 @dataclass(frozen=True)
+class RefPhrase:
+    """A phrase of a sentence and the annotations it names (tabletop refs carry them).
+
+    Attributes:
+        text: ``sentence[char_start:char_end]``.
+        char_start, char_end: the span in Python ``str`` indices, end exclusive.
+        ann_ids: the annotation ids of the objects the phrase names.
+    """
+
+    text: str
+    char_start: int
+    char_end: int
+    ann_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class GresRecord:
     """One sample: an image and one sentence with its referred instances.
 
@@ -41,6 +57,8 @@ class GresRecord:
             present, otherwise from the number of referred annotations).
         split: the ref's split name.
         source: dataset family, e.g. 'grefcoco', 'tabletop', or Ref-ZOM's 'zero'/'one'/'many'.
+        phrases: the sentence's phrases with the objects each names, when the dataset gives
+            them (tabletop's per-sentence ``phrases``), else empty.
     """
 
     image_id: int
@@ -55,6 +73,7 @@ class GresRecord:
     expr_type: str
     split: str
     source: str = 'grefcoco'
+    phrases: tuple[RefPhrase, ...] = ()
 
 
 def load_coco(instances_path: str | os.PathLike):
