@@ -134,14 +134,14 @@ def base_record(frame: Frame, pred: GresPrediction) -> dict:
 
 
 def thumbnail(rgb: np.ndarray, pred: GresPrediction, gt: np.ndarray | None) -> np.ndarray:
-    """The overlay of ``pred`` and the ground-truth outline (``training.report.overlay``)
+    """The overlay of ``pred`` and the ground-truth outline (``draw_ground_truth_overlay``)
     drawn at full resolution, then shrunk to ``THUMB_WIDTH_PX`` wide: (h, w, 3) uint8 RGB."""
     import cv2
 
-    from poa_gres_ros.training.report import overlay
+    from poa_gres_ros.core.visualize import draw_ground_truth_overlay
 
     g = gt if gt is not None else np.zeros(pred.final_mask.shape, bool)
-    img = overlay(np.ascontiguousarray(rgb), pred, g)
+    img = draw_ground_truth_overlay(np.ascontiguousarray(rgb), pred, g)
     h, w = img.shape[:2]
     s = min(1.0, THUMB_WIDTH_PX / w)
     return cv2.resize(

@@ -2,9 +2,10 @@
 
 Figures: the per-frame latency histogram (offline: predictor wall time; live: end to end),
 cIoU / gIoU per instruction, and one overlay thumbnail per instruction (the middle frame that
-got a result, drawn by ``bag.replay.thumbnail`` with ``training.report.overlay``: the node's
-``draw_overlay`` of the prediction with the ground-truth outline in red). Metric tables use
-the training report's keys and expression types (``training.report.METRIC_KEYS``, ``TYPES``).
+got a result, drawn by ``bag.replay.thumbnail`` with ``core.visualize.draw_ground_truth_overlay``:
+the node's ``draw_overlay`` of the prediction with the ground-truth outline in red). Metric
+tables use the evaluation report's keys and rows (``core.metrics.METRIC_KEYS``,
+``REPORT_TYPES``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import numpy as np
 
 from poa_gres_ros.bag.replay import ReplayResult
-from poa_gres_ros.training.report import METRIC_KEYS, TYPES
+from poa_gres_ros.core.metrics import METRIC_KEYS, REPORT_TYPES
 
 
 def _fmt(v, digits: int = 2) -> str:
@@ -153,7 +154,7 @@ def markdown(rep: dict) -> str:
         '| type | n | ' + ' | '.join(METRIC_KEYS) + ' |',
         '|---|---|' + '---|' * len(METRIC_KEYS),
     ]
-    for t in TYPES:
+    for t in REPORT_TYPES:
         row = rep['metrics'][t]
         md.append(
             f'| {t} | {row["count"]} | ' + ' | '.join(_fmt(row[k]) for k in METRIC_KEYS) + ' |'

@@ -43,6 +43,9 @@ EXPR_TYPES = ('single', 'multi', 'no_target')
 GREF_PR_THRESHOLDS = (0.7, 0.8, 0.9)
 REFZOM_PR_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 REFZOM_SOURCES = ('zero', 'one', 'many')
+# The gRefCOCO summary keys every report prints, in order, and the rows of its tables.
+METRIC_KEYS = ('cIoU', 'gIoU', 'N-acc', 'T-acc', *(f'Pr@{t:.1f}' for t in GREF_PR_THRESHOLDS))
+REPORT_TYPES = ('all', *EXPR_TYPES)
 
 
 def _binary(mask: np.ndarray, name: str) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Overlay drawing for GRES results (CLI ``poa-gres segment`` and the node's debug image).
+"""Overlay drawing for GRES results (CLI ``poa-gres segment``, the node's debug image, and
+with the ground truth outlined, evaluation and replay reports).
 
 Each kept instance gets a colour (fill + outline) and a label ``"<phrase> 0.87"`` at the top
 left of its box; the merged final mask is outlined in white; a no-target prediction gets a
@@ -136,4 +137,25 @@ def draw_overlay(
             ' [truncated]' if prediction.truncated else ''
         )
         _put_label(out, text, (4, h), (20, 20, 20), scale)
+    return out
+
+
+def draw_ground_truth_overlay(image_rgb: np.ndarray, pred: GresPrediction, gt: np.ndarray):
+    """:func:`draw_overlay` of ``pred`` (no instruction text) plus the ground truth outlined in
+    red, for evaluation and replay reports.
+
+    Args:
+        image_rgb: (H0, W0, 3) uint8 RGB, resized (bilinear) to the mask size.
+        pred: the prediction, masks (H, W) bool.
+        gt: (H, W) bool merged ground-truth mask.
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    import cv2
+
+    h, w = gt.shape
+    img = cv2.resize(image_rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+    out = draw_overlay(img, pred, show_instruction=False)
+    contours, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, (230, 30, 30), max(1, round(min(h, w) / 160)))
     return out

@@ -78,12 +78,13 @@ def run(args) -> int:
 
     import torch
 
+    from poa_gres_ros.core.metrics import METRIC_KEYS
     from poa_gres_ros.core.thresholds import Thresholds
     from poa_gres_ros.training.config import DataConfig
     from poa_gres_ros.training.data_setup import load_records
     from poa_gres_ros.training.datasets.gres_dataset import GresDataset, model_preprocess
     from poa_gres_ros.training.evaluate import evaluate_dataset
-    from poa_gres_ros.training.report import METRIC_KEYS, write_report
+    from poa_gres_ros.training.report import write_report
 
     eval_size = parse_eval_size(args.eval_size)
     if args.threads:

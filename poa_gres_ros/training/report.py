@@ -2,8 +2,7 @@
 
 Figures per split: the IoU histogram of targeted samples, cIoU / gIoU per expression type,
 and a grid of overlays (predicted instances in colour, GT outline red, sentence and IoU in the
-title), drawn by :func:`overlay`: the node's ``draw_overlay`` of the prediction plus the GT
-outline in red.
+title), drawn by ``core.visualize.draw_ground_truth_overlay``.
 """
 
 from __future__ import annotations
@@ -12,32 +11,15 @@ import json
 import os
 import time
 
-import cv2
 import numpy as np
 
-from poa_gres_ros.core.results import GresPrediction
+from poa_gres_ros.core.metrics import METRIC_KEYS, REPORT_TYPES
+from poa_gres_ros.core.visualize import draw_ground_truth_overlay
 from poa_gres_ros.training.datasets.records import read_rgb
-
-METRIC_KEYS = ('cIoU', 'gIoU', 'N-acc', 'T-acc', 'Pr@0.7', 'Pr@0.8', 'Pr@0.9')
-TYPES = ('all', 'single', 'multi', 'no_target')
 
 
 def _fmt(v) -> str:
     return '–' if v is None else f'{v:.2f}'
-
-
-def overlay(image_rgb: np.ndarray, pred: GresPrediction, gt: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 at the mask size: ``core.visualize.draw_overlay`` of the prediction
-    (instances in colour, final mask outlined white, no-target label) plus the GT outline in
-    red."""
-    from poa_gres_ros.core.visualize import draw_overlay
-
-    h, w = gt.shape
-    img = cv2.resize(image_rgb, (w, h), interpolation=cv2.INTER_LINEAR)
-    out = draw_overlay(img, pred, show_instruction=False)
-    contours, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(out, contours, -1, (230, 30, 30), max(1, round(min(h, w) / 160)))
-    return out
 
 
 def _plots(out_dir: str, split: str, result, dataset) -> dict[str, str]:
@@ -59,11 +41,11 @@ def _plots(out_dir: str, split: str, result, dataset) -> dict[str, str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    x = np.arange(len(TYPES))
+    x = np.arange(len(REPORT_TYPES))
     for k, key in enumerate(('cIoU', 'gIoU')):
-        vals = [result.summary[t][key] or 0.0 for t in TYPES]
+        vals = [result.summary[t][key] or 0.0 for t in REPORT_TYPES]
         ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=key)
-    ax.set_xticks(x, [f'{t}\n(n={result.summary[t]["count"]})' for t in TYPES])
+    ax.set_xticks(x, [f'{t}\n(n={result.summary[t]["count"]})' for t in REPORT_TYPES])
     ax.set_ylim(0, 100)
     ax.legend()
     ax.set_title(f'{split}: metrics per expression type')
@@ -80,7 +62,7 @@ def _plots(out_dir: str, split: str, result, dataset) -> dict[str, str]:
         by_index = {s['index']: s for s in result.samples}
         for ax, (idx, pred, gt) in zip(axes.flat, result.examples):
             s = by_index[idx]
-            ax.imshow(overlay(read_rgb(dataset.image_path(idx)), pred, gt))
+            ax.imshow(draw_ground_truth_overlay(read_rgb(dataset.image_path(idx)), pred, gt))
             ax.set_title(f'{s["sentence"][:38]}\nIoU {s["iou"]:.2f} {s["outcome"]}', fontsize=8)
         for ax in axes.flat:
             ax.axis('off')
@@ -140,7 +122,7 @@ def write_report(out_dir: str, results: dict, datasets: dict, meta: dict) -> dic
             '| type | n | ' + ' | '.join(METRIC_KEYS) + ' |',
             '|---|---|' + '---|' * len(METRIC_KEYS),
         ]
-        for t in TYPES:
+        for t in REPORT_TYPES:
             row = res.summary[t]
             md.append(
                 f'| {t} | {row["count"]} | ' + ' | '.join(_fmt(row[k]) for k in METRIC_KEYS) + ' |'
