@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         predictor = Predictor.from_model_dir(args.model)
         model = predictor.backend.model
     else:
-        from poa_gres_ros.core.model_config import get_preset
+        from poa_gres_ros.core.model_presets import get_preset
 
         overrides = dict(kv.split('=', 1) for kv in args.set)
         cfg = get_preset(args.preset).with_overrides(

@@ -30,7 +30,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from poa_gres_ros.core.model_config import get_preset
+    from poa_gres_ros.core.model_presets import get_preset
     from poa_gres_ros.modeling.build import build_model
     from poa_gres_ros.training.criterion import CriterionConfig, POACriterion
 

@@ -32,7 +32,7 @@ def make_model(
     """
     import torch
 
-    from poa_gres_ros.core.model_config import get_preset
+    from poa_gres_ros.core.model_presets import get_preset
     from poa_gres_ros.modeling.build import build_model
     from poa_gres_ros.modeling.io import save_model
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poa_gres_ros.core.model_config import get_preset
+from poa_gres_ros.core.model_presets import get_preset
 from poa_gres_ros.modeling.grounding import GroundingRule, ground_phrase, ground_phrases
 from poa_gres_ros.modeling.text_encoder import load_tokenizer, tokenize
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from gref_fixture import write_grefcoco_fixture
 
-from poa_gres_ros.core.model_config import get_preset
+from poa_gres_ros.core.model_presets import get_preset
 from poa_gres_ros.modeling.build import build_model
 from poa_gres_ros.training.config import TrainConfig
 from poa_gres_ros.training.datasets.gres_dataset import collate_gres

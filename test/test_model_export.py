@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from poa_gres_ros.core.model_config import get_preset
+from poa_gres_ros.core.model_presets import get_preset
 from poa_gres_ros.inference.backends.base import VISION_INPUT_NAMES, VISION_OUTPUT_NAMES
 from poa_gres_ros.modeling import build_model
 from poa_gres_ros.modeling.text_encoder import tokenize

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from poa_gres_ros.core.model_config import LAYER_STEPS, POAConfig, get_preset
+from poa_gres_ros.core.model_config import LAYER_STEPS, POAConfig
+from poa_gres_ros.core.model_presets import get_preset
 from poa_gres_ros.modeling import POAOutput, build_model
 from poa_gres_ros.modeling.heads import InstanceAggregation, NoTargetHead, poa_token_mask
 from poa_gres_ros.modeling.text_encoder import tokenize

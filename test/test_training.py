@@ -264,7 +264,7 @@ def test_lr_schedule_warmup_poly_step():
 
 
 def test_param_groups_lrs_and_no_decay():
-    from poa_gres_ros.core.model_config import get_preset
+    from poa_gres_ros.core.model_presets import get_preset
     from poa_gres_ros.modeling.build import build_model
 
     model = build_model(get_preset('tiny').with_overrides({'text.frozen': True}))

@@ -388,18 +388,3 @@ def _section_from_dict(section_cls, values: dict, section: str):
             value = tuple(value)
         kwargs[name] = value
     return section_cls(**kwargs)
-
-
-# --- presets ------------------------------------------------------------------------------
-def get_preset(name: str) -> POAConfig:
-    """Return a fresh POAConfig of a named preset ('paper', 'tabletop', 'tiny'; defined and
-    justified in core/model_presets.py).
-
-    Raises:
-        ValueError: unknown name (the known ones are listed).
-    """
-    from poa_gres_ros.core.model_presets import PRESETS
-
-    if name not in PRESETS:
-        raise ValueError(f'unknown model preset {name!r}; known: {sorted(PRESETS)}')
-    return PRESETS[name]()

@@ -1,4 +1,4 @@
-"""Named model presets: ``paper``, ``tabletop`` and ``tiny`` (use ``model_config.get_preset``).
+"""Named model presets: ``paper``, ``tabletop`` and ``tiny`` (use :func:`get_preset`).
 
 paper: spec §2 at paper scale. Swin-B window 12 with ReLA's PWAM language fusion + BERT-base,
 480 x 480, 100 queries, 9 decoder layers, C = 256: 232.4 M parameters (Swin-B 86.9 M + PWAM
@@ -130,3 +130,14 @@ def _tiny() -> POAConfig:
 
 
 PRESETS = {'paper': _paper, 'tabletop': _tabletop, 'tiny': _tiny}
+
+
+def get_preset(name: str) -> POAConfig:
+    """Return a fresh POAConfig of a named preset ('paper', 'tabletop', 'tiny').
+
+    Raises:
+        ValueError: unknown name (the known ones are listed).
+    """
+    if name not in PRESETS:
+        raise ValueError(f'unknown model preset {name!r}; known: {sorted(PRESETS)}')
+    return PRESETS[name]()

@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from poa_gres_ros.core.model_config import POAConfig, get_preset
+from poa_gres_ros.core.model_config import POAConfig
+from poa_gres_ros.core.model_presets import get_preset
 from poa_gres_ros.modeling.poa_model import POAModel
 from poa_gres_ros.modeling.text_encoder import TextEncoder, load_tokenizer
 

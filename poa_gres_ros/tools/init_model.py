@@ -54,7 +54,7 @@ def parse_overrides(items: list[str]) -> dict:
 def run(args) -> int:
     import torch
 
-    from poa_gres_ros.core.model_config import get_preset
+    from poa_gres_ros.core.model_presets import get_preset
     from poa_gres_ros.modeling import build_model, save_model
 
     out = Path(args.out)

@@ -22,7 +22,7 @@ from poa_gres_ros.training.datasets.refzom import load_refzom
 
 def build_model_for_training(cfg: TrainConfig):
     """A fresh preset model, or a model folder, with the run's overrides (and ablation)."""
-    from poa_gres_ros.core.model_config import get_preset
+    from poa_gres_ros.core.model_presets import get_preset
     from poa_gres_ros.modeling.build import build_model
 
     over = cfg.model_overrides()
