@@ -9,6 +9,7 @@ from __future__ import annotations
 
 SAMPLE_TOPICS = {
     'GresPhrase': 'samples/gres_phrase',
+    'GresInstance3D': 'samples/gres_instance_3d',
     'GresInstance': 'samples/gres_instance',
     'GresInstances': 'samples/gres_instances',
     'AudioData': 'samples/audio_data',
@@ -47,6 +48,25 @@ def phrase(text='red mug', start=4, end=11):
     return GresPhrase(text=text, char_start=start, char_end=end)
 
 
+def geometry(idx=0):
+    """A GresInstance3D with every field set (values exact in float32 / float64)."""
+    from geometry_msgs.msg import Point, Quaternion, Vector3
+
+    from poa_gres_ros.msg import GresInstance3D
+
+    return GresInstance3D(
+        valid=True,
+        centroid=Point(x=0.125 + idx, y=-0.0625, z=0.75),
+        box_center=Point(x=0.125 + idx, y=-0.05, z=0.8),
+        box_size=Vector3(x=0.08, y=0.06, z=0.1),
+        orientation=Quaternion(x=0.5, y=-0.5, z=0.5, w=0.5),
+        orientation_valid=True,
+        principal_extent=Vector3(x=0.1, y=0.05, z=0.02),
+        num_points=1234 + idx,
+        missing_depth_fraction=0.125,
+    )
+
+
 def instance(idx=3, header=None):
     from sensor_msgs.msg import RegionOfInterest
 
@@ -64,6 +84,7 @@ def instance(idx=3, header=None):
         area_px=23,
         centroid_x_px=19.5,
         centroid_y_px=31.25,
+        geometry=geometry(idx),
     )
 
 
@@ -87,6 +108,9 @@ def instances():
         model_name='tabletop',
         backend='onnxruntime',
         inference_time_ms=12.5,
+        depth_status=GresInstances.DEPTH_INVALID,
+        depth_detail='depth encoding rgb8 is not supported',
+        depth_stamp=Time(sec=1700000000, nanosec=100000000),
     )
 
 
@@ -106,6 +130,7 @@ def build_all() -> dict:
     """{type name: message} for every custom message type."""
     return {
         'GresPhrase': phrase(),
+        'GresInstance3D': geometry(),
         'GresInstance': instance(),
         'GresInstances': instances(),
         'AudioData': audio_data(),

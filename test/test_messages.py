@@ -70,7 +70,7 @@ def test_rosbags_reads_rclpy_serialisation(tmp_path):
     store = get_typestore(Stores.ROS2_KILTED)
     msg_dir = Path(__file__).resolve().parents[1] / 'msg'
     types = {}
-    for name in ('GresPhrase', 'GresInstance', 'GresInstances'):
+    for name in ('GresPhrase', 'GresInstance3D', 'GresInstance', 'GresInstances'):
         types.update(
             get_types_from_msg((msg_dir / f'{name}.msg').read_text(), f'poa_gres_ros/msg/{name}')
         )
@@ -80,6 +80,8 @@ def test_rosbags_reads_rclpy_serialisation(tmp_path):
     decoded = store.deserialize_cdr(raw, 'poa_gres_ros/msg/GresInstances')
     assert decoded.instruction == sample.instruction
     assert decoded.instances[1].bbox.width == 6
+    assert decoded.instances[1].geometry.centroid.x == 1.125
+    assert decoded.depth_status == GresInstances.DEPTH_INVALID
     assert bytes(decoded.mask.data) == bytes(sample.mask.data)
     again = deserialize_message(
         bytes(store.serialize_cdr(decoded, 'poa_gres_ros/msg/GresInstances')), GresInstances

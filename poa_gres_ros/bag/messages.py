@@ -101,15 +101,26 @@ def gres_instances(
     model_name: str,
     backend: str,
     inference_time_ms: float = 0.0,
+    geometry=None,
+    depth_status: int = 0,
+    depth_detail: str = '',
+    depth_stamp_ns: int = 0,
 ):
     """``poa_gres_ros/GresInstances`` for ``pred`` (the same fields as the node's
     ``ros/result_msgs.build_instances_msg``): instances in ``pred``'s order with ids 0, 1, ...,
-    ``phrases`` the distinct phrases (first appearance first), each mask cropped to its box."""
+    ``phrases`` the distinct phrases (first appearance first), each mask cropped to its box.
+
+    ``geometry``: one ``core.geometry3d.Instance3D`` per instance (None: no 3D, the default
+    GresInstance3D); ``depth_status`` / ``depth_detail`` / ``depth_stamp_ns``: the result's 3D
+    status fields (msg/GresInstances.msg; 0 = DEPTH_DISABLED)."""
+    from poa_gres_ros.conversions.depth3d import geometry_msg
+
     roi_cls = msg_class('sensor_msgs/msg/RegionOfInterest')
     inst_cls = msg_class('poa_gres_ros/msg/GresInstance')
     phrases = pred.phrases
     index = {p: i for i, p in enumerate(phrases)}
     instances = []
+    geos = list(geometry) if geometry is not None else [None] * len(pred.instances)
     for k, inst in enumerate(pred.instances):
         x0, y0, x1, y1 = inst.box_xyxy_px
         cx, cy = inst.centroid_xy_px
@@ -126,6 +137,7 @@ def gres_instances(
                 area_px=inst.area_px,
                 centroid_x_px=float(cx),
                 centroid_y_px=float(cy),
+                geometry=geometry_msg(geos[k], msg_class),
             )
         )
     return msg_class(GRES_INSTANCES)(
@@ -142,6 +154,9 @@ def gres_instances(
         model_name=model_name,
         backend=backend,
         inference_time_ms=float(inference_time_ms),
+        depth_status=int(depth_status),
+        depth_detail=depth_detail,
+        depth_stamp=time_msg(depth_stamp_ns),
     )
 
 

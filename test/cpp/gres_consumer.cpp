@@ -41,7 +41,10 @@ int main(int argc, char ** argv)
             << "instruction_id=" << msg.instruction_id << "\n"
             << "no_target=" << (msg.no_target ? 1 : 0) << "\n"
             << "num_instances=" << msg.instances.size() << "\n"
-            << "num_phrases=" << msg.phrases.size() << "\n";
+            << "num_phrases=" << msg.phrases.size() << "\n"
+            << "depth_status=" << static_cast<int>(msg.depth_status)
+            << " invalid=" << (msg.depth_status == msg.DEPTH_INVALID ? 1 : 0) << "\n"
+            << "depth_detail=" << msg.depth_detail << "\n";
   for (const auto & inst : msg.instances) {
     unsigned long mask_sum = 0;  // NOLINT
     for (auto v : inst.mask.data) {mask_sum += v;}
@@ -50,6 +53,15 @@ int main(int argc, char ** argv)
               << inst.bbox.y_offset << "," << inst.bbox.width << "," << inst.bbox.height
               << " mask=" << inst.mask.width << "x" << inst.mask.height << " sum=" << mask_sum
               << "\n";
+    // what a grasp planner reads: the instance in the camera optical frame, metres
+    const auto & g = inst.geometry;
+    std::cout << "geometry id=" << inst.id << " valid=" << (g.valid ? 1 : 0)
+              << " centroid=" << g.centroid.x << "," << g.centroid.y << "," << g.centroid.z
+              << " box=" << g.box_center.z << "/" << g.box_size.x << "," << g.box_size.y << ","
+              << g.box_size.z << " q=" << g.orientation.z << "," << g.orientation.w
+              << " orientation_valid=" << (g.orientation_valid ? 1 : 0)
+              << " extent=" << g.principal_extent.x << " points=" << g.num_points
+              << " missing=" << g.missing_depth_fraction << "\n";
   }
 
   poa_gres_ros::msg::GresInstances out;
@@ -69,7 +81,14 @@ int main(int argc, char ** argv)
   inst.mask.height = 3;
   inst.mask.step = 2;
   inst.mask.data = {0, 255, 255, 255, 0, 255};
+  inst.geometry.valid = true;
+  inst.geometry.centroid.x = 0.25;
+  inst.geometry.centroid.z = 0.5;
+  inst.geometry.orientation.w = 1.0;
+  inst.geometry.num_points = 99;
+  inst.geometry.missing_depth_fraction = 0.5f;
   out.instances.push_back(inst);
+  out.depth_status = poa_gres_ros::msg::GresInstances::DEPTH_OK;
   rmw_serialized_message_t ser_out = rmw_get_zero_initialized_serialized_message();
   if (rmw_serialized_message_init(&ser_out, 0, &alloc) != RMW_RET_OK) {return 3;}
   if (rmw_serialize(&out, ts, &ser_out) != RMW_RET_OK) {return 5;}
