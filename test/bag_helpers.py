@@ -9,8 +9,9 @@
   ground truth would show it.
 - ``mapped_bag``: the small bag as another robot records it, written with plain rosbags
   (sqlite3): bgr8 images with row padding on /zed/left/image_rect_color, instructions on
-  /robot/speech_command, ground truth on /eval/labels, camera info on /zed/left/camera_info
-  and an unrelated IMU topic.
+  /robot/speech_command, ground truth on /eval/labels, camera info on /zed/left/camera_info,
+  depth as 32FC1 metres with row padding on /zed/depth/depth_registered (the ZED
+  convention), no ground-truth object poses, and an unrelated IMU topic.
 - ``keep_all_params``: config/gres.yaml with thresholds that make the random tiny model
   answer with image-dependent masks (every query kept, never no-target).
 - ``bags`` (.small, .looped, .mapped) and ``model`` (.dir: the tiny model, .params: that file)
@@ -37,6 +38,7 @@ MAPPING = {
     'camera_info': '/zed/left/camera_info',
     'instruction': '/robot/speech_command',
     'ground_truth': '/eval/labels',
+    'depth': '/zed/depth/depth_registered',
 }
 MAPPED_PAD_BYTES = 16
 SMALL = dict(seed=0, scenes=2, seconds_per_scene=1.5, instructions_per_scene=2, width_px=160,
@@ -122,8 +124,9 @@ def mapped_bag(small_bag, tmp_path_factory):
     ts = plain_typestore()
     rename = {'/camera/image_raw': MAPPING['image'], '/camera/camera_info':
               MAPPING['camera_info'], '/instruction': MAPPING['instruction'],
-              '/gres/ground_truth': MAPPING['ground_truth']}  # fmt: skip
-    msgs = read_all(small_bag)
+              '/gres/ground_truth': MAPPING['ground_truth'],
+              '/camera/aligned_depth_to_color/image_raw': MAPPING['depth']}  # fmt: skip
+    msgs = [m for m in read_all(small_bag) if m[0] in rename]
     with Writer(path, version=9, storage_plugin=StoragePlugin.SQLITE3) as w:
         conns = {}
         for topic, msgtype, _, _ in msgs:
@@ -141,6 +144,8 @@ def mapped_bag(small_bag, tmp_path_factory):
             if topic == '/camera/image_raw':
                 raw = _bgr8_padded(ts, raw)
                 w.write(imu, t - 1_000_000, imu_raw)
+            elif topic == '/camera/aligned_depth_to_color/image_raw':
+                raw = _32fc1_padded(ts, raw)
             w.write(conns[rename[topic]], t, raw)
     return path
 
@@ -156,6 +161,18 @@ def _bgr8_padded(ts, raw: bytes) -> bytes:
     rows = np.zeros((img.height, step), np.uint8)
     rows[:, : img.width * 3] = rgb[:, :, ::-1].reshape(img.height, -1)
     img.encoding, img.step, img.data = 'bgr8', step, rows.reshape(-1)
+    return bytes(ts.serialize_cdr(img, 'sensor_msgs/msg/Image'))
+
+
+def _32fc1_padded(ts, raw: bytes) -> bytes:
+    """16UC1 millimetres -> 32FC1 metres (NaN for no depth) with row padding."""
+    img = ts.deserialize_cdr(raw, 'sensor_msgs/msg/Image')
+    mm = np.frombuffer(bytes(img.data), '<u2').reshape(img.height, img.width)
+    m = np.where(mm > 0, mm / 1000.0, np.nan).astype('<f4')
+    step = img.width * 4 + MAPPED_PAD_BYTES
+    rows = np.zeros((img.height, step), np.uint8)
+    rows[:, : img.width * 4] = m.view(np.uint8).reshape(img.height, -1)
+    img.encoding, img.step, img.data = '32FC1', step, rows.reshape(-1)
     return bytes(ts.serialize_cdr(img, 'sensor_msgs/msg/Image'))
 
 

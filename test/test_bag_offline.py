@@ -39,8 +39,10 @@ def test_make_bag_topics_counts_and_message_contents(bags):  # noqa: F811
     ts = plain_typestore()
     msgs = read_all(small)
     count = {t: sum(m[0] == t for m in msgs) for t in {m[0] for m in msgs}}
+    depth_topic = '/camera/aligned_depth_to_color/image_raw'
     assert count == {'/camera/image_raw': FRAMES, '/camera/camera_info': FRAMES,
-                     '/instruction': 4, '/gres/ground_truth': FRAMES}  # fmt: skip
+                     depth_topic: FRAMES, '/instruction': 4, '/gres/ground_truth': FRAMES,
+                     '/gres/ground_truth/objects': FRAMES}  # fmt: skip
     assert read_spec(small)['width_px'] == 160
     images = [ts.deserialize_cdr(m[3], m[1]) for m in msgs if m[0] == '/camera/image_raw']
     stamps = [im.header.stamp.sec * 10**9 + im.header.stamp.nanosec for im in images]
@@ -79,6 +81,59 @@ def test_make_bag_topics_counts_and_message_contents(bags):  # noqa: F811
     assert kinds == {'single', 'multi', 'no_target'}
 
 
+def test_make_bag_depth_is_the_renderers_and_3d_truth_is_its_visible_surface(bags):  # noqa: F811
+    """Depth (16UC1 mm) and CameraInfo come from the renderer; each true instance's geometry
+    is the visible surface of its mask (recomputed here from the bag's own depth and K with a
+    plain pinhole formula), and the simulator pose per instance sits behind that surface."""
+    ts = plain_typestore()
+    msgs = read_all(bags.small)
+
+    def of(topic):
+        out = {}
+        for m in msgs:
+            if m[0] == topic:
+                msg = ts.deserialize_cdr(m[3], m[1])
+                out[msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec] = msg
+        return out
+
+    depth, info, gts, objs = (of(t) for t in (
+        '/camera/aligned_depth_to_color/image_raw', '/camera/camera_info', '/gres/ground_truth',
+        '/gres/ground_truth/objects'))  # fmt: skip
+    assert sorted(depth) == sorted(info) == sorted(gts) == sorted(objs)
+    checked = 0
+    for stamp, gt in gts.items():
+        d = depth[stamp]
+        assert (d.encoding, d.width, d.height, d.step, d.is_bigendian) == (
+            '16UC1',
+            160,
+            120,
+            320,
+            0,
+        )
+        assert d.header.frame_id == gt.header.frame_id
+        mm = np.frombuffer(bytes(d.data), '<u2').reshape(120, 160)
+        assert 300 < np.median(mm[mm > 0]) < 2000  # a table 0.3-2 m away, millimetres
+        assert gt.depth_status == 1 and len(objs[stamp].poses) == len(gt.instances)
+        K = np.asarray(info[stamp].k).reshape(3, 3)  # noqa: N806
+        for inst, pose in zip(gt.instances, objs[stamp].poses):
+            b = inst.bbox
+            crop = np.asarray(inst.mask.data).reshape(b.height, b.width) > 0
+            vs, us = np.nonzero(crop)
+            us, vs = us + b.x_offset, vs + b.y_offset
+            z = mm[vs, us] / 1000.0
+            assert (z > 0).all()  # every visible object pixel has depth
+            pts = np.stack([(us - K[0, 2]) * z / K[0, 0], (vs - K[1, 2]) * z / K[1, 1], z], 1)
+            g = inst.geometry
+            c = np.array([g.centroid.x, g.centroid.y, g.centroid.z])
+            assert g.valid and g.num_points == len(z) and g.missing_depth_fraction == 0.0
+            assert np.linalg.norm(pts.mean(0) - c) < 0.001  # 1 mm depth quantisation
+            assert np.allclose([g.box_size.x, g.box_size.y], np.ptp(pts[:, :2], 0), atol=2e-3)
+            p = np.array([pose.position.x, pose.position.y, pose.position.z])
+            assert 0.005 < np.linalg.norm(p - c) < 0.1 and p[2] > c[2]  # centre behind surface
+            checked += 1
+    assert checked >= 20
+
+
 def test_make_bag_is_deterministic_across_storage_plugins_and_workers(bags, tmp_path):  # noqa: F811
     from poa_gres_ros.bag.make_bag import BagSpec, make_bag
 
@@ -103,13 +158,19 @@ def test_offline_replay_equals_direct_evaluation(bags, model, tmp_path):  # noqa
     report = json.loads((out / 'report.json').read_text())
     assert 'cIoU' in res.stdout and str(out / 'report.md') in res.stdout
     assert report['frames_run'] == report['frames_scored'] == FRAMES
-    assert report['bag']['counts'] == {'image': FRAMES, 'camera_info': FRAMES,
-                                       'instruction': 4, 'ground_truth': FRAMES}  # fmt: skip
+    assert report['bag']['counts'] == {'image': FRAMES, 'camera_info': FRAMES, 'depth': FRAMES,
+                                       'instruction': 4, 'ground_truth': FRAMES,
+                                       'gt_objects': FRAMES}  # fmt: skip
     assert len(report['per_instruction']) == 4
     assert sum(r['frames_scored'] for r in report['per_instruction']) == FRAMES
     assert len((out / 'frames.jsonl').read_text().splitlines()) == FRAMES
     for fig in ('latency_hist.png', 'per_instruction.png', 'overlays.png'):
         assert (out / fig).stat().st_size > 1000
+    g = report['geometry_3d']  # the lifting on the exact masks and the rendered depth
+    assert g['frames_with_depth'] == FRAMES and g['true_instances'] >= 20
+    assert g['gt_mask_lift_error_mm']['count'] == g['true_instances']
+    assert 0.0 < g['gt_mask_lift_error_mm']['median'] < 10.0
+    assert '## 3D (camera optical frame)' in (out / 'report.md').read_text()
 
     ts = plain_typestore()
     msgs = read_all(small)
@@ -198,6 +259,19 @@ def test_bag_from_another_robot_replays_through_a_topic_mapping(bags, model, tmp
     assert report['metrics'] == json.loads(
         json.dumps(ref_res.summary())
     )  # bgr8 + padding: same pixels
+    # 32FC1 metres with row padding (ZED) gives the 3D errors of 16UC1 millimetres (RealSense)
+    got, want = report['geometry_3d'], _geometry_3d(ref_res)
+    assert got['frames_with_depth'] == want['frames_with_depth'] == FRAMES
+    for key in ('centroid_error_mm', 'gt_mask_lift_error_mm'):
+        for stat in ('count', 'median', 'p90'):
+            assert got[key][stat] == pytest.approx(want[key][stat], abs=1e-3), (key, stat)
+    assert got['sim_distance_mm']['count'] == 0  # the mapped bag has no object poses
+
+
+def _geometry_3d(result):
+    from poa_gres_ros.bag.report import build_report
+
+    return build_report(result, [], {})['geometry_3d']
 
 
 def test_topic_map_and_live_matching_rules():

@@ -98,3 +98,44 @@ def test_point_cloud_packs_valid_instances_with_their_ids():
     cloud.point_step = 12
     with pytest.raises(ValueError, match='not a gres/points cloud'):
         cloud_from_msg(cloud)
+
+
+def test_depth_inputs_reasons_and_rescaling():
+    from poa_gres_ros.conversions.depth3d import depth_inputs
+
+    hdr = M.header(5, 'cam')
+    info = M.camera_info(np.array([[400, 0, 79.5], [0, 400, 59.5], [0, 0, 1]]), 160, 120, hdr)
+    half = M.depth_image(np.full((60, 80), 0.75, np.float32), '16UC1', hdr)
+    depth, intr = depth_inputs(half, info, (120, 160))  # depth at half resolution: rescaled
+    assert (
+        depth.shape == (120, 160)
+        and np.allclose(depth, 0.75)
+        and intr == INTR.__class__(400.0, 400.0, 79.5, 59.5, 160, 120)
+    )
+    _, small = depth_inputs(M.depth_image(np.ones((60, 80), np.float32), '32FC1', hdr),
+                            M.camera_info(np.diag([200.0, 200.0, 1.0]), 80, 60, hdr),
+                            (120, 160))  # fmt: skip
+    assert (small.fx, small.cx) == (400.0, 0.5)  # CameraInfo of the half-size stream, scaled
+    with pytest.raises(ValueError, match='no CameraInfo'):
+        depth_inputs(half, None, (120, 160))
+    with pytest.raises(ValueError, match='no valid pixel'):
+        depth_inputs(M.depth_image(np.full((60, 80), np.nan, np.float32), '16UC1', hdr), info,
+                     (120, 160))  # fmt: skip
+    with pytest.raises(ValueError, match='aspect'):
+        depth_inputs(M.depth_image(np.ones((60, 60), np.float32), '32FC1', hdr), info, (120, 160))
+
+
+def test_stamp_ring_nearest_within_tolerance_and_bounded():
+    from poa_gres_ros.core.stamp_pairing import StampRing
+
+    ring = StampRing(capacity=3)
+    assert ring.nearest(0, 10)[2] == 'no depth image received yet'
+    for k in range(10):
+        ring.put(1000 * k, f'd{k}')
+    assert len(ring) == 3  # only the newest three are kept
+    assert ring.nearest(8_004, 10) == (8000, 'd8', None)
+    assert ring.nearest(9_100, 200) == (9000, 'd9', None)
+    stamp, item, reason = ring.nearest(2_000_000_000, 10_000_000)
+    assert stamp is None and item is None
+    assert 'nearest depth image is 2.000 s older than the colour image' in reason
+    assert 'newer' in ring.nearest(5_000, 10)[2]  # the frames' depth fell out of the ring

@@ -6,14 +6,28 @@ Topics (the default topic roles of ``bag.timeline``):
 |---|---|---|
 | /camera/image_raw | sensor_msgs/Image | rgb8, header stamp = capture time, frame_id |
 | /camera/camera_info | sensor_msgs/CameraInfo | K of the renderer (``CameraPose.K``), same header |
+| /camera/aligned_depth_to_color/image_raw | sensor_msgs/Image | the renderer's depth, same header |
 | /instruction | std_msgs/String | each instruction half a frame period before its window |
 | /gres/ground_truth | poa_gres_ros/GresInstances | true instances, header = the image's |
+| /gres/ground_truth/objects | geometry_msgs/PoseArray | simulator pose per true instance |
+
+Depth (``BagSpec.depth_encoding``): the renderer's own depth buffer, linearised to metres along
+the optical axis, pixel for pixel aligned with the image (same render call), as ``16UC1``
+millimetres (0 where nothing was hit, the RealSense convention; default) or ``32FC1`` metres
+(NaN there, the ZED convention), or no depth topic ('none').
+
+3D ground truth (docs/geometry3d.md §4): each true instance's ``geometry`` is the visible
+surface of its exact mask with the renderer's float depth (``core.geometry3d.visible_surface``:
+centroid = mean, box = min / max, no erosion), ``depth_status`` DEPTH_OK. The PoseArray holds,
+in the same order as the instances, the object's simulator position (the centre of its
+axis-aligned bounding box after settling) and base orientation in the camera optical frame.
 
 Time: frame ``j`` of the bag (segments follow each other without a gap) has header stamp
 ``start_stamp_ns + j / rate_hz``; the bag's log (receive) times are the stamp plus 4 ms
-(image), 4.5 ms (camera_info) and 6 ms (ground truth), as a recorder on the robot would see
-them; instructions carry no header and are logged at the stamp of their first frame minus
-half a period. So log times strictly increase and every reader orders the bag the same way.
+(image), 4.5 ms (camera_info), 5 ms (depth), 6 ms (ground truth) and 6.5 ms (object poses),
+as a recorder on the robot would see them; instructions carry no header and are logged at the
+stamp of their first frame minus half a period. So log times strictly increase and every
+reader orders the bag the same way.
 
 Scenes: scene ``s`` uses the tabletop scene seed ``dataset.scene_seed(seed, 'test',
 SCENE_INDEX_OFFSET + s)``: the test split's seed range (never a training scene) and its
@@ -34,12 +48,14 @@ import numpy as np
 
 from poa_gres_ros.bag import messages as M
 from poa_gres_ros.bag.timeline import DEFAULT_TOPICS
-from poa_gres_ros.bag.typestore import CAMERA_INFO, GRES_INSTANCES, IMAGE, STRING
+from poa_gres_ros.bag.typestore import CAMERA_INFO, GRES_INSTANCES, IMAGE, POSE_ARRAY, STRING
 
-GENERATOR = 'poa_gres_ros make-bag 1'
+GENERATOR = 'poa_gres_ros make-bag 2'
 SCENE_INDEX_OFFSET = 900_000
 CUSTOM_DATA_KEY = 'poa_gres_ros.bag_spec'
-IMAGE_DELAY_NS, INFO_DELAY_NS, GT_DELAY_NS = 4_000_000, 4_500_000, 6_000_000
+IMAGE_DELAY_NS, INFO_DELAY_NS, DEPTH_DELAY_NS = 4_000_000, 4_500_000, 5_000_000
+GT_DELAY_NS, OBJECTS_DELAY_NS = 6_000_000, 6_500_000
+DEPTH_ENCODINGS = ('16UC1', '32FC1', 'none')
 WANTED_TYPES = ('single', 'multi', 'no_target')
 """Planned expression types, cycled over the bag's instructions."""
 
@@ -55,6 +71,7 @@ class BagSpec:
         width_px, height_px: image size (>= 32 x 24; 640 x 480 is the robot camera).
         start_stamp_ns: header stamp of the first frame.
         frame_id: camera optical frame id.
+        depth_encoding: '16UC1' (mm), '32FC1' (m) or 'none' (no depth topic).
     """
 
     seed: int = 0
@@ -66,8 +83,11 @@ class BagSpec:
     height_px: int = 480
     start_stamp_ns: int = 1_700_000_000 * M.NS_PER_S
     frame_id: str = 'tabletop_camera_optical_frame'
+    depth_encoding: str = '16UC1'
 
     def __post_init__(self):
+        if self.depth_encoding not in DEPTH_ENCODINGS:
+            raise ValueError(f'depth_encoding must be one of {DEPTH_ENCODINGS}')
         if self.seed < 0 or self.scenes < 1 or self.instructions_per_scene < 1:
             raise ValueError('need seed >= 0, scenes >= 1 and instructions_per_scene >= 1')
         if not self.seconds_per_scene > 0 or not self.rate_hz > 0:
@@ -90,7 +110,7 @@ def _segment(args) -> dict:
     """Render segment ``s`` and serialise its messages (runs in a worker process)."""
     spec_dict, s = args
     spec = BagSpec(**spec_dict)
-    from poa_gres_ros.bag.scenes import ground_truth, plan_windows, render_sweep
+    from poa_gres_ros.bag.scenes import ground_truth, plan_windows, referred_objects, render_sweep
     from poa_gres_ros.tabletop.dataset import COMPOSITION, pair_rules, scene_seed
     from poa_gres_ros.tabletop.scene import TabletopScene, quiet_client, sample_scene_spec
 
@@ -113,6 +133,7 @@ def _segment(args) -> dict:
             np.random.default_rng([seed, 22]),
             pair_rules('test'),
         )
+        poses = {o.index: object_pose(scene, o) for o in scene.objects}
     finally:
         client.disconnect()
     out, infos = [], []
@@ -139,10 +160,16 @@ def _segment(args) -> dict:
         out.append((stamp + IMAGE_DELAY_NS, 'image', M.serialize(M.image_rgb8(view.rgb, hdr))))
         info = M.camera_info(view.pose.K, spec.width_px, spec.height_px, hdr)
         out.append((stamp + INFO_DELAY_NS, 'camera_info', M.serialize(info)))
+        depth_m = np.where(view.depth_m < FAR_FRACTION * view.pose.far_m, view.depth_m, np.nan)
+        if spec.depth_encoding != 'none':
+            depth = M.depth_image(depth_m.astype(np.float32), spec.depth_encoding, hdr)
+            out.append((stamp + DEPTH_DELAY_NS, 'depth', M.serialize(depth)))
         win = by_frame.get(k)
         gt = ground_truth(view, win, k) if win is not None else None
         if gt is not None:
             i = windows.index(win)
+            objs = [o for _, o in referred_objects(win, k)]
+            geo = [visible_surface(view.mask(o), depth_m, intrinsics(view)) for o in objs]
             msg = M.gres_instances(
                 gt,
                 hdr,
@@ -150,9 +177,16 @@ def _segment(args) -> dict:
                 instruction_stamp_ns=infos[i]['log_ns'],
                 model_name='ground_truth',
                 backend='tabletop renderer',
+                geometry=geo,
+                depth_status=1,  # DEPTH_OK
+                depth_stamp_ns=stamp,
             )
             out.append((stamp + GT_DELAY_NS, 'ground_truth', M.serialize(msg)))
+            cam = [camera_frame_pose(view.pose, *poses[o]) for o in objs]
+            objects = M.serialize(M.pose_array(cam, hdr))
+            out.append((stamp + OBJECTS_DELAY_NS, 'gt_objects', objects))
             n_gt += 1
+        view.depth_m = None  # written: free it
     out.sort(key=lambda m: m[0])
     return {
         'scene': s,
@@ -163,6 +197,42 @@ def _segment(args) -> dict:
         'frames_with_gt': n_gt,
         'objects': len(scene.objects),
     }
+
+
+FAR_FRACTION = 0.999
+"""Rendered depth at or beyond this fraction of the far plane is background: nothing was hit."""
+
+
+def intrinsics(view):
+    """``core.geometry3d.PinholeIntrinsics`` of a rendered view."""
+    from poa_gres_ros.core.geometry3d import PinholeIntrinsics
+
+    return PinholeIntrinsics.from_k(view.pose.K, view.pose.width_px, view.pose.height_px)
+
+
+def visible_surface(mask, depth_m, intr):
+    """``core.geometry3d.visible_surface`` (the ground-truth reference)."""
+    from poa_gres_ros.core.geometry3d import visible_surface as surface
+
+    return surface(mask, depth_m, intr)
+
+
+def object_pose(scene, obj) -> tuple[np.ndarray, np.ndarray]:
+    """World position (3,) of ``obj`` (its settled AABB centre, metres) and its base
+    orientation (4,) quaternion xyzw, from the simulator."""
+    _, quat = scene.client.getBasePositionAndOrientation(obj.body_uid)
+    return np.asarray(obj.centre_xyz_m, np.float64), np.asarray(quat, np.float64)
+
+
+def camera_frame_pose(pose, position_w, quat_w) -> tuple[np.ndarray, np.ndarray]:
+    """A world pose -> (position (3,), quaternion xyzw (4,)) in the camera optical frame of
+    ``pose`` (a ``tabletop.CameraPose``)."""
+    from scipy.spatial.transform import Rotation
+
+    T_cw = np.linalg.inv(pose.T_world_camera)  # noqa: N806
+    p = T_cw[:3, :3] @ position_w + T_cw[:3, 3]
+    q = (Rotation.from_matrix(T_cw[:3, :3]) * Rotation.from_quat(quat_w)).as_quat()
+    return p, q
 
 
 def make_bag(
@@ -212,7 +282,7 @@ def make_bag(
     if storage == 'mcap':
         writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
     jobs = [(asdict(spec), s) for s in range(spec.scenes)]
-    counts = dict.fromkeys(names.values(), 0)
+    counts = {names[r]: 0 for r in names if r != 'depth' or spec.depth_encoding != 'none'}
     summary = {
         'generator': GENERATOR,
         'spec': asdict(spec),
@@ -239,7 +309,10 @@ def make_bag(
                 'camera_info': CAMERA_INFO,
                 'instruction': STRING,
                 'ground_truth': GRES_INSTANCES,
+                'gt_objects': POSE_ARRAY,
             }
+            if spec.depth_encoding != 'none':
+                types['depth'] = IMAGE
             conns = {r: writer.add_connection(names[r], t, typestore=ts) for r, t in types.items()}
             n_instr = 0
             for seg in tqdm(results, total=len(jobs), desc='scenes', disable=not progress):

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from poa_gres_ros.bag.typestore import CAMERA_INFO, GRES_INSTANCES, IMAGE, STRING, msg_class
+from poa_gres_ros.bag.typestore import (
+    CAMERA_INFO,
+    GRES_INSTANCES,
+    IMAGE,
+    POSE_ARRAY,
+    STRING,
+    msg_class,
+)
 from poa_gres_ros.core.results import GresPrediction, InstanceResult, PhraseSpan
 
 NS_PER_S = 1_000_000_000
@@ -78,6 +85,39 @@ def camera_info(K: np.ndarray, width_px: int, height_px: int, hdr):  # noqa: N80
         binning_y=0,
         roi=roi,
     )
+
+
+def depth_image(depth_m: np.ndarray, encoding: str, hdr):
+    """(H, W) float32 depth in metres (NaN = none) -> depth ``sensor_msgs/Image``: '16UC1'
+    (uint16 millimetres, rounded, 0 = none, clipped to 65.535 m) or '32FC1' (float32 metres,
+    NaN = none), little endian, no row padding."""
+    h, w = depth_m.shape
+    if encoding == '16UC1':
+        mm = np.nan_to_num(np.rint(depth_m * 1000.0), nan=0.0)
+        data, step = np.clip(mm, 0, 65535).astype('<u2'), 2 * w
+    elif encoding == '32FC1':
+        data, step = depth_m.astype('<f4'), 4 * w
+    else:
+        raise ValueError(f"depth encoding must be '16UC1' or '32FC1', got {encoding!r}")
+    return msg_class(IMAGE)(
+        header=hdr, height=h, width=w, encoding=encoding, is_bigendian=0, step=step,
+        data=np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8),
+    )  # fmt: skip
+
+
+def pose_array(poses, hdr):
+    """``geometry_msgs/PoseArray`` from (position (3,), quaternion xyzw (4,)) pairs."""
+    point = msg_class('geometry_msgs/msg/Point')
+    quat = msg_class('geometry_msgs/msg/Quaternion')
+    pose = msg_class('geometry_msgs/msg/Pose')
+    out = [
+        pose(
+            position=point(x=float(p[0]), y=float(p[1]), z=float(p[2])),
+            orientation=quat(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
+        )
+        for p, q in poses
+    ]
+    return msg_class(POSE_ARRAY)(header=hdr, poses=out)
 
 
 def string(text: str):

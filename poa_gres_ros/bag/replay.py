@@ -149,6 +149,28 @@ def thumbnail(rgb: np.ndarray, pred: GresPrediction, gt: np.ndarray | None) -> n
     )
 
 
+def lift_and_score(frame: Frame, pred: GresPrediction, depth) -> dict:
+    """The 3D part of an offline record: ``depth`` ('ok' or why not), ``lift_ms`` (the
+    lifting's wall time), ``errors_3d`` (``bag.eval3d.frame_errors``, with the lifting error
+    of the ground-truth masks) when the frame has ground truth with 3D."""
+    from poa_gres_ros.bag.eval3d import frame_errors
+    from poa_gres_ros.core.geometry3d import lift_instances
+
+    if depth is None:
+        return {}
+    if depth.depth_m is None:
+        return {'depth': depth.problem}
+    masks = [i.mask for i in pred.instances]
+    t0 = time.perf_counter()
+    geo = lift_instances(masks, depth.depth_m, depth.intrinsics)
+    out = {'depth': 'ok', 'lift_ms': (time.perf_counter() - t0) * 1e3}
+    gt = frame.gt
+    if gt is not None and gt.geometry:
+        lifted = lift_instances(gt.instance_masks(), depth.depth_m, depth.intrinsics)
+        out['errors_3d'] = frame_errors(masks, geo, gt, lifted)
+    return out
+
+
 def example_frames(frames: list[Frame]) -> dict[int, int]:
     """Instruction ordinal -> index of the middle frame among ``frames`` bound to it."""
     by: dict[int, list[int]] = {}
@@ -192,7 +214,12 @@ def replay_offline(
     result = ReplayResult('offline', timeline.summary())
     current = None
     bar = tqdm(total=len(chosen), desc='frames', unit='frame', disable=not progress)
-    for frame, rgb in timeline.images([f.index for f in chosen]):
+    indices = [f.index for f in chosen]
+    if 'depth' in timeline.topics:
+        frames = timeline.images_with_depth(indices)
+    else:
+        frames = ((f, rgb, None) for f, rgb in timeline.images(indices))
+    for frame, rgb, depth in frames:
         bar.update(1)
         if isinstance(rgb, str):
             result.rejected.append({'index': frame.index, 'reason': rgb})
@@ -206,6 +233,7 @@ def replay_offline(
         rec = base_record(frame, pred)
         rec.update(latency_ms=latency_ms, inference_ms=pred.timings_ms.get('total'))
         rec.update(score_frame(result.evaluator, frame, pred.final_mask, pred.no_target))
+        rec.update(lift_and_score(frame, pred, depth))
         result.records.append(rec)
         if frame.index in keep:
             gt = frame.gt.mask if frame.gt is not None else None

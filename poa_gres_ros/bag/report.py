@@ -106,6 +106,19 @@ def build_report(result: ReplayResult, instructions, meta: dict) -> dict:
     }
     if result.live is not None:
         rep['live'] = result.live
+    depth = [r['depth'] for r in result.records if 'depth' in r]
+    if depth:
+        from collections import Counter
+
+        from poa_gres_ros.bag.eval3d import MATCH_IOU, summarize
+
+        rep['geometry_3d'] = {
+            **summarize(result.records),
+            'match_iou': MATCH_IOU,
+            'frames_with_depth': sum(d == 'ok' for d in depth),
+            'frames_without_depth': dict(Counter(d for d in depth if d != 'ok')),
+            'lift_ms': result.latency_ms('lift_ms'),
+        }
     return rep
 
 
@@ -187,6 +200,7 @@ def markdown(rep: dict) -> str:
             f'| {label} | {s["count"]} | {_fmt(s["p50"], 1)} | {_fmt(s["p90"], 1)} | '
             f'{_fmt(s["p99"], 1)} | {_fmt(s["max"], 1)} |'
         )
+    md += markdown_3d(rep.get('geometry_3d'), meta['mode'])
     live = rep.get('live')
     if live:
         md += ['', '## Live: drops and instruction binding', '']
@@ -204,6 +218,47 @@ def markdown(rep: dict) -> str:
             md.append(f'![{key}]({rep["figures"][key]})')
     md.append('')
     return '\n'.join(md)
+
+
+def markdown_3d(g: dict | None, mode: str) -> list[str]:
+    """The report's 3D section (docs/geometry3d.md §4), [] without depth in the bag."""
+    if not g:
+        return []
+
+    def row(label, st, digits=1):
+        return (
+            f'| {label} | {st["count"]} | {_fmt(st["median"], digits)} | '
+            f'{_fmt(st["p90"], digits)} | {_fmt(st["mean"], digits)} |'
+        )
+
+    iou = g['match_iou']
+    md = [
+        '',
+        '## 3D (camera optical frame)',
+        '',
+        f'Frames with depth: {g["frames_with_depth"]}; without: '
+        f'{g["frames_without_depth"] or 0}. True instances: {g["true_instances"]}, matched '
+        f'by a predicted instance with mask IoU >= {iou}: {g["matched_iou50"]}. Errors against '
+        "the true visible surface (exact mask + the renderer's depth, mean point); see "
+        'docs/geometry3d.md.',
+        '',
+        '| measure | n | median | p90 | mean |',
+        '|---|---|---|---|---|',
+        row(f'centroid error, mm (node, IoU >= {iou})', g['centroid_error_mm']),
+    ]
+    if mode == 'offline':
+        md.append(row('centroid error, mm (lifting only: true masks)', g['gt_mask_lift_error_mm']))
+    md += [
+        row("distance to the simulator's object position, mm (information)", g['sim_distance_mm']),
+        row('depth coverage of matched instances, fraction', g['coverage'], 3),
+    ]
+    lift = g.get('lift_ms') or {}
+    if lift.get('count'):
+        md.append(
+            f'\nLifting time per frame (all instances): p50 {_fmt(lift["p50"], 2)} ms, p99 '
+            f'{_fmt(lift["p99"], 2)} ms.'
+        )
+    return md
 
 
 def format_summary(rep: dict, paths: dict | None = None) -> str:
@@ -237,6 +292,16 @@ def format_summary(rep: dict, paths: dict | None = None) -> str:
         lines.append(
             f'  predictor latency p50 {_fmt(lat["p50"], 0)} ms, p99 {_fmt(lat["p99"], 0)} ms'
         )
+    g = rep.get('geometry_3d')
+    if g:
+        c, lift = g['centroid_error_mm'], g['gt_mask_lift_error_mm']
+        text = (
+            f'  3D centroid error (IoU >= {g["match_iou"]}, n={c["count"]}): median '
+            f'{_fmt(c["median"], 1)} mm, p90 {_fmt(c["p90"], 1)} mm'
+        )
+        if lift['count']:
+            text += f'; with true masks median {_fmt(lift["median"], 1)} mm'
+        lines.append(text)
     if paths:
         lines.append(f'  report: {paths["markdown"]} (+ report.json, figures)')
     return '\n'.join(lines)

@@ -83,8 +83,8 @@ def render_sweep(scene, rng, n_frames: int, width_px: int, height_px: int) -> li
     """Render ``n_frames`` views along a slow camera sweep over ``scene``.
 
     Tries up to ``PATH_TRIES`` sweeps and keeps the first whose first and last frames show at
-    least min(2, objects) well-visible objects (else the best one). Depth buffers are
-    dropped to save memory. Returns a list of ``tabletop.RenderedView``.
+    least min(2, objects) well-visible objects (else the best one). Returns a list of
+    ``tabletop.RenderedView`` (with their depth buffers, for the bag's depth topic).
     """
     from poa_gres_ros.tabletop import sample_lighting
 
@@ -108,7 +108,6 @@ def render_sweep(scene, rng, n_frames: int, width_px: int, height_px: int) -> li
             view = ends[1]
         else:
             view = scene.render(a.lerp(b, k / (n_frames - 1)), light)
-        view.depth_m = None
         views.append(view)
     return views
 
@@ -159,22 +158,34 @@ def choose_window(scene, views, start, end, wanted, rng, rules) -> Window | None
     )
 
 
-def ground_truth(view, window: Window, k: int) -> GresPrediction | None:
-    """Ground truth of frame ``k`` (absolute index in the segment) of ``window``, or None when
-    the instruction is ambiguous there. Instances: one per referred object, by phrase, then by
-    object index; relevance 1."""
+def referred_objects(window: Window, k: int) -> list[tuple[PhraseSpan, int]] | None:
+    """(phrase span, object index) per ground-truth instance of frame ``k`` (absolute index in
+    the segment) of ``window``, in instance order (by phrase, then by object index), or None
+    when the instruction is ambiguous there."""
     sets = window.frame_sets[k - window.start]
     if sets is None:
+        return None
+    out = []
+    for (s, e), objs in zip(window.spans, sets):
+        span = PhraseSpan(window.text[s:e], s, e)
+        out += [(span, i) for i in sorted(objs)]
+    return out
+
+
+def ground_truth(view, window: Window, k: int) -> GresPrediction | None:
+    """Ground truth of frame ``k`` (absolute index in the segment) of ``window``, or None when
+    the instruction is ambiguous there. Instances: one per referred object, in the order of
+    :func:`referred_objects`; relevance 1."""
+    referred = referred_objects(window, k)
+    if referred is None:
         return None
     h, w = view.instance_map.shape
     final = np.zeros((h, w), bool)
     instances = []
-    for (s, e), objs in zip(window.spans, sets):
-        span = PhraseSpan(window.text[s:e], s, e)
-        for i in sorted(objs):
-            m = view.mask(i)
-            final |= m
-            instances.append(InstanceResult(m, 1.0, span, -1))
+    for span, i in referred:
+        m = view.mask(i)
+        final |= m
+        instances.append(InstanceResult(m, 1.0, span, -1))
     no_target = not instances
     return GresPrediction(instances, final, no_target, 1.0 if no_target else 0.0, window.text)
 

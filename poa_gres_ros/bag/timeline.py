@@ -2,9 +2,12 @@
 
 Topic roles and mapping: the replay needs an ``image`` topic (sensor_msgs/Image or
 CompressedImage) and an ``instruction`` topic (std_msgs/String); ``ground_truth``
-(poa_gres_ros/GresInstances) enables metrics and ``camera_info`` is passed through when
-replaying live. Defaults are :data:`DEFAULT_TOPICS`; a bag from another robot maps its own
-names, e.g. ``{'image': '/zed/left/image_rect_color'}`` (``--topic image=/zed/...``).
+(poa_gres_ros/GresInstances) enables metrics; ``depth`` (aligned depth image) with
+``camera_info`` enables the 3D errors and both are passed through when replaying live;
+``gt_objects`` (geometry_msgs/PoseArray, one simulator pose per true instance) adds the
+distance to the simulator's object position (docs/geometry3d.md §4). Defaults are
+:data:`DEFAULT_TOPICS`; a bag from another robot maps its own names, e.g.
+``{'image': '/zed/left/image_rect_color'}`` (``--topic image=/zed/...``).
 
 Rules (what "the instruction active at an image" and "its ground truth" mean):
 
@@ -22,6 +25,10 @@ Rules (what "the instruction active at an image" and "its ground truth" mean):
    each loop's image gets its own loop's ground truth.
 4. Live replay matches results by header stamp in the same spirit: a result belongs to the
    latest published image with that stamp that has no result yet (``bag.live_eval``).
+5. Depth (offline replay): a frame takes the depth image of the nearest header stamp within
+   ``depth_tolerance_s`` (nearest in bag order among equal stamps), as the node does, and the
+   newest CameraInfo logged before that depth image; ground-truth object poses pair like
+   ground truth (rule 3).
 """
 
 from __future__ import annotations
@@ -34,21 +41,34 @@ from pathlib import Path
 import numpy as np
 
 from poa_gres_ros.bag import messages as M
-from poa_gres_ros.bag.typestore import COMPRESSED_IMAGE, GRES_INSTANCES, IMAGE, STRING
+from poa_gres_ros.bag.typestore import (
+    CAMERA_INFO,
+    COMPRESSED_IMAGE,
+    GRES_INSTANCES,
+    IMAGE,
+    POSE_ARRAY,
+    STRING,
+)
 
-ROLES = ('image', 'camera_info', 'instruction', 'ground_truth')
+ROLES = ('image', 'camera_info', 'depth', 'instruction', 'ground_truth', 'gt_objects')
 DEFAULT_TOPICS = {
     'image': '/camera/image_raw',
     'camera_info': '/camera/camera_info',
+    'depth': '/camera/aligned_depth_to_color/image_raw',
     'instruction': '/instruction',
     'ground_truth': '/gres/ground_truth',
+    'gt_objects': '/gres/ground_truth/objects',
 }
 ROLE_TYPES = {
     'image': (IMAGE, COMPRESSED_IMAGE),
-    'camera_info': ('sensor_msgs/msg/CameraInfo',),
+    'camera_info': (CAMERA_INFO,),
+    'depth': (IMAGE,),
     'instruction': (STRING,),
     'ground_truth': (GRES_INSTANCES,),
+    'gt_objects': (POSE_ARRAY,),
 }
+DEPTH_TOLERANCE_S = 0.02
+"""Default stamp tolerance when pairing depth with colour (the node's depth_tolerance_s)."""
 
 
 def parse_topic_map(items: list[str] | None) -> dict[str, str]:
@@ -99,12 +119,23 @@ class GroundTruth:
     num_instances: int
     instruction: str
     instruction_id: int
+    instance_bits: list = field(default_factory=list, repr=False)
+    geometry: list = field(default_factory=list, repr=False)
+    depth_ok: bool = False
+    object_positions_m: list | None = field(default=None, repr=False)
+
+    def _unpack(self, bits) -> np.ndarray:
+        n = self.shape[0] * self.shape[1]
+        return np.unpackbits(bits, count=n).reshape(self.shape).astype(bool)
 
     @property
     def mask(self) -> np.ndarray:
         """(H, W) bool merged ground-truth mask."""
-        n = self.shape[0] * self.shape[1]
-        return np.unpackbits(self.bits, count=n).reshape(self.shape).astype(bool)
+        return self._unpack(self.bits)
+
+    def instance_masks(self) -> list[np.ndarray]:
+        """(H, W) bool mask of each true instance, in message order."""
+        return [self._unpack(b) for b in self.instance_bits]
 
     @property
     def expr_type(self) -> str:
@@ -131,6 +162,8 @@ class Frame:
 
 
 def _gt_record(msg, order: int) -> GroundTruth:
+    from poa_gres_ros.conversions.depth3d import geometry_from_msg
+
     pred = M.prediction_from_msg(msg)
     return GroundTruth(
         M.stamp_ns(msg.header.stamp),
@@ -141,7 +174,47 @@ def _gt_record(msg, order: int) -> GroundTruth:
         len(msg.instances),
         str(msg.instruction),
         int(msg.instruction_id),
+        [np.packbits(i.mask.reshape(-1)) for i in pred.instances],
+        [geometry_from_msg(i.geometry) for i in msg.instances],
+        int(msg.depth_status) == 1,  # DEPTH_OK
     )
+
+
+@dataclass
+class DepthInput:
+    """What a frame's 3D lifting gets (rule 5): ``depth_m`` (H, W) float32 metres aligned to
+    the colour image (NaN = none) and ``intrinsics`` (core.geometry3d.PinholeIntrinsics), or
+    both None with ``problem`` saying why; ``stamp_ns`` of the depth image used."""
+
+    depth_m: np.ndarray | None
+    intrinsics: object | None
+    stamp_ns: int | None
+    problem: str | None = None
+
+
+KEEP_DEPTH = 8
+
+
+def _depth_input(msg, info, rgb) -> DepthInput:
+    """DepthInput of one frame from its depth message (None: not found) and the CameraInfo."""
+    from poa_gres_ros.conversions.depth3d import depth_inputs
+
+    if msg is None:
+        return DepthInput(None, None, None, 'depth image not found in the bag')
+    stamp = M.stamp_ns(msg.header.stamp)
+    if isinstance(rgb, str):
+        return DepthInput(None, None, stamp, 'the colour image was not converted')
+    try:
+        depth_m, intr = depth_inputs(msg, info, rgb.shape[:2])
+    except ValueError as exc:
+        return DepthInput(None, None, stamp, str(exc))
+    return DepthInput(depth_m, intr, stamp)
+
+
+def _no_depth(timeline) -> str:
+    if 'depth' not in timeline.topics:
+        return 'the bag has no depth topic'
+    return 'no depth image within the stamp tolerance'
 
 
 class BagTimeline:
@@ -162,6 +235,7 @@ class BagTimeline:
         self.stamp_jumps_back = 0
         self.other_topics: list[str] = []
         self.gt_unpaired = 0
+        self.depth_stamps: list[tuple[int, int]] = []  # (stamp_ns, order) per depth image
 
     @classmethod
     def open(cls, path: str | Path, topics: dict[str, str] | None = None) -> BagTimeline:
@@ -182,7 +256,7 @@ class BagTimeline:
             listing = ', '.join(f'{t} [{ty}]' for t, ty in sorted(have.items()))
             for role, topic in wanted.items():
                 if topic not in have:
-                    if role in ('image', 'instruction'):
+                    if role in ('image', 'instruction'):  # required roles
                         raise ValueError(
                             f'{path}: no {role} topic {topic!r}; the bag has '
                             f'{listing}; map it with --topic {role}=/name'
@@ -213,6 +287,7 @@ class BagTimeline:
     def _index(self, reader) -> None:
         role_of = {t: r for r, t in self.topics.items()}
         gts: dict[int, list[GroundTruth]] = {}
+        objects: dict[int, list[tuple[int, list]]] = {}
         seq, prev_stamp, loop = 0, None, 0
         self.counts = dict.fromkeys(self.topics, 0)
         conns = self._connections(reader, ROLES)
@@ -237,7 +312,18 @@ class BagTimeline:
             elif role == 'ground_truth':
                 rec = _gt_record(reader.deserialize(raw, conn.msgtype), order)
                 gts.setdefault(rec.stamp_ns, []).append(rec)
+            elif role == 'depth':
+                hdr = reader.deserialize(raw, conn.msgtype).header
+                self.depth_stamps.append((M.stamp_ns(hdr.stamp), order))
+            elif role == 'gt_objects':
+                msg = reader.deserialize(raw, conn.msgtype)
+                pos = [np.array([p.position.x, p.position.y, p.position.z]) for p in msg.poses]
+                objects.setdefault(M.stamp_ns(msg.header.stamp), []).append((order, pos))
         self._pair(gts)
+        for f in self.frames:  # object poses pair with the frame's ground truth (rule 5)
+            cands = objects.get(f.stamp_ns)
+            if f.gt is not None and cands:
+                f.gt.object_positions_m = min(cands, key=lambda c: abs(c[0] - f.order))[1]
 
     def _pair(self, gts: dict[int, list[GroundTruth]]) -> None:
         instr = sorted(self.instructions, key=lambda i: (i.log_ns, i.ordinal))
@@ -285,6 +371,81 @@ class BagTimeline:
                     continue
                 yield self.frames[k], rgb
 
+    def depth_index(self, tolerance_s: float = DEPTH_TOLERANCE_S) -> dict[int, int]:
+        """Frame index -> position among the depth messages of its depth image (rule 5);
+        frames without one within ``tolerance_s`` are absent."""
+        if not self.depth_stamps:
+            return {}
+        tol = int(round(tolerance_s * 1e9))
+        stamps = np.array([s for s, _ in self.depth_stamps], np.int64)
+        orders = np.array([o for _, o in self.depth_stamps], np.int64)
+        out = {}
+        for f in self.frames:
+            gap = np.abs(stamps - f.stamp_ns)
+            best = gap.min()
+            if best <= tol:
+                cand = np.flatnonzero(gap == best)
+                out[f.index] = int(cand[np.argmin(np.abs(orders[cand] - f.order))])
+        return out
+
+    def images_with_depth(self, indices=None, tolerance_s: float = DEPTH_TOLERANCE_S):
+        """Like :meth:`images`, with each frame's :class:`DepthInput` (rule 5), in one pass
+        over the bag: a frame waits until its depth image is read; the last
+        ``KEEP_DEPTH`` depth images are kept for frames logged after their depth.
+
+        Yields:
+            (Frame, RGB array or reason, DepthInput), in bag order of the depth pairing.
+        """
+        from collections import deque
+
+        from poa_gres_ros.conversions.image_msgs import (
+            ImageConversionError,
+            compressed_msg_to_rgb,
+            image_msg_to_rgb,
+        )
+
+        wanted = None if indices is None else set(indices)
+        want_depth = self.depth_index(tolerance_s)
+        used = {d for k, d in want_depth.items() if wanted is None or k in wanted}
+        compressed = self.msgtypes['image'] == COMPRESSED_IMAGE
+        role_of = {t: r for r, t in self.topics.items()}
+        pending: dict[int, list] = {}  # depth position -> [(frame, rgb)] waiting for it
+        recent: deque = deque(maxlen=KEEP_DEPTH)  # (depth position, message)
+        info, n_img, n_depth = None, 0, 0
+        with self._reader() as reader:
+            conns = self._connections(reader, ['image', 'depth', 'camera_info'])
+            for conn, _, raw in reader.messages(connections=conns):
+                role = role_of[conn.topic]
+                if role == 'camera_info':
+                    info = reader.deserialize(raw, conn.msgtype)
+                elif role == 'depth':
+                    d, n_depth = n_depth, n_depth + 1
+                    if d in used:
+                        msg = reader.deserialize(raw, conn.msgtype)
+                        recent.append((d, msg))
+                        for frame, rgb in pending.pop(d, []):
+                            yield frame, rgb, _depth_input(msg, info, rgb)
+                else:
+                    k, n_img = n_img, n_img + 1
+                    if wanted is not None and k not in wanted:
+                        continue
+                    msg = reader.deserialize(raw, conn.msgtype)
+                    try:
+                        rgb = compressed_msg_to_rgb(msg) if compressed else image_msg_to_rgb(msg)
+                    except ImageConversionError as exc:
+                        rgb = str(exc)
+                    d = want_depth.get(k)
+                    if d is None:
+                        yield self.frames[k], rgb, DepthInput(None, None, None, _no_depth(self))
+                    elif d >= n_depth:
+                        pending.setdefault(d, []).append((self.frames[k], rgb))
+                    else:
+                        old = next((m for p, m in recent if p == d), None)
+                        yield self.frames[k], rgb, _depth_input(old, info, rgb)
+            for waiting in pending.values():
+                for frame, rgb in waiting:
+                    yield frame, rgb, _depth_input(None, info, rgb)
+
     def raw_messages(self, roles) -> Iterator[tuple[str, str, str, int, bytes, int | None]]:
         """The raw CDR messages of ``roles`` in playback order (rule 1), for publishing.
 
@@ -319,6 +480,7 @@ class BagTimeline:
             'instructions': len(self.instructions),
             'frames_without_instruction': sum(f.instruction is None for f in self.frames),
             'frames_with_gt': sum(f.gt is not None for f in self.frames),
+            'depth_images': len(self.depth_stamps),
             'gt_unpaired': self.gt_unpaired,
             'stamp_jumps_back': self.stamp_jumps_back,
             'duration_s': (max(logs) - min(logs)) / 1e9 if logs else 0.0,

@@ -20,6 +20,7 @@ IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
 STRING = 'std_msgs/msg/String'
+POSE_ARRAY = 'geometry_msgs/msg/PoseArray'
 
 
 def msg_dir_candidates() -> list[Path]:

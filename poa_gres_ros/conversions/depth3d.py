@@ -139,3 +139,28 @@ def cloud_from_msg(msg) -> np.ndarray:
     if data.size != n * POINT_STEP:
         raise ValueError(f'cloud of {n} points has {data.size} bytes')
     return data.view(POINT_DTYPE).copy()
+
+
+def depth_inputs(depth_msg, info_msg, size_hw: tuple[int, int]):
+    """Depth image + CameraInfo -> what the lifting needs for a colour image of ``size_hw``.
+
+    Returns:
+        ``(depth_m, intrinsics)``: (H, W) float32 metres aligned to the colour image (NaN =
+        none; rescaled by nearest neighbour when only the resolution differs) and
+        PinholeIntrinsics for (H, W) (scaled when the CameraInfo is for another resolution).
+    Raises:
+        ValueError: with the reason in words: no CameraInfo, K unusable, unknown encoding,
+            inconsistent or mismatched sizes, or no valid depth at all (all zero / NaN).
+    """
+    from poa_gres_ros.core.geometry3d import align_depth
+
+    if info_msg is None:
+        raise ValueError('no CameraInfo received yet (camera_info topic)')
+    intr = intrinsics_from_camera_info(info_msg).scaled_to(size_hw[1], size_hw[0])
+    depth = depth_msg_to_metres(depth_msg)
+    if not np.isfinite(depth).any():
+        raise ValueError(
+            f'depth image {depth_msg.width}x{depth_msg.height} {depth_msg.encoding} has no valid '
+            'pixel (all zero or NaN)'
+        )
+    return align_depth(depth, size_hw), intr

@@ -12,8 +12,8 @@ either into float32 metres with NaN where there is no depth.
 
 Per-instance geometry (:func:`lift_instance`, docs/geometry3d.md §3): the mask is eroded by
 ``erode_px`` pixels (edge pixels mix object and background depth on real sensors), its pixels
-with valid depth are back-projected, points farther than ``max(3 x 1.4826 x MAD, 1 cm)`` from
-the median depth are rejected, and from the rest come the centroid (per-axis median), the
+with valid depth are back-projected, points farther than ``max(4 x 1.4826 x MAD, 1 cm)`` from
+the median depth are rejected, and from the rest come the centroid (their mean), the
 axis-aligned box (min / max), the principal axes (eigenvectors of the covariance) with the
 extent along them, the point count, and the fraction of the (uneroded) mask without depth.
 :func:`visible_surface` is the plain reference used for ground truth: the mean and min / max
@@ -31,7 +31,7 @@ MM_PER_M = 1000.0
 ASPECT_TOLERANCE = 0.01
 """Depth and colour images whose width / height ratios differ by more than this (relative)
 are not the same view: the depth is rejected instead of rescaled."""
-OUTLIER_MAD_FACTOR = 3.0
+OUTLIER_MAD_FACTOR = 4.0
 OUTLIER_FLOOR_M = 0.01
 MIN_ORIENTATION_POINTS = 30
 MIN_AXIS_RATIO = 1.5
@@ -322,7 +322,7 @@ def lift_instance(
     if np.count_nonzero(keep) < min_points:
         return _invalid(missing, int(np.count_nonzero(keep)))
     pts = backproject(us[keep] + x0, vs[keep] + y0, z[keep], intr)
-    centroid = np.median(pts, axis=0).astype(np.float64)
+    centroid = pts.mean(axis=0, dtype=np.float64)
     rot, ok, extent = _principal_axes(pts, centroid)
     return Instance3D(
         True, centroid, pts.min(axis=0).astype(np.float64), pts.max(axis=0).astype(np.float64),

@@ -5,10 +5,13 @@ ground truth (the input of ``poa-gres replay`` and of the demo).
     poa-gres make-bag --out /tmp/small --scenes 2 --seconds-per-scene 2 --width 320 --height 240
     poa-gres make-bag --out bags/long --scenes 10 --storage sqlite3 --workers 2
 
-Topics: /camera/image_raw (sensor_msgs/Image rgb8), /camera/camera_info, /instruction
-(std_msgs/String, several per scene: single-target, multi-target and no-target expressions),
-/gres/ground_truth (poa_gres_ros/GresInstances with the true instances). The bag is a pure
-function of the arguments (same seed, same messages). See poa_gres_ros/bag/make_bag.py.
+Topics: /camera/image_raw (sensor_msgs/Image rgb8), /camera/camera_info,
+/camera/aligned_depth_to_color/image_raw (the renderer's depth, 16UC1 mm or 32FC1 m),
+/instruction (std_msgs/String, several per scene: single-target, multi-target and no-target
+expressions), /gres/ground_truth (poa_gres_ros/GresInstances with the true instances and their
+visible-surface 3D), /gres/ground_truth/objects (geometry_msgs/PoseArray, the simulator's
+object poses). The bag is a pure function of the arguments (same seed, same messages). See
+poa_gres_ros/bag/make_bag.py and docs/geometry3d.md.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ def add_arguments(parser):
     parser.add_argument('--rate-hz', type=float, default=10.0, help='camera rate')
     parser.add_argument('--width', type=int, default=640, help='image width, px')
     parser.add_argument('--height', type=int, default=480, help='image height, px')
+    parser.add_argument(
+        '--depth-encoding',
+        choices=('16UC1', '32FC1', 'none'),
+        default='16UC1',
+        help='depth topic: 16UC1 millimetres (RealSense), 32FC1 metres (ZED) or none',
+    )
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument('--workers', type=int, default=1, help='rendering processes')
     parser.add_argument('--force', action='store_true', help='replace an existing bag')
@@ -42,6 +51,7 @@ def run(args) -> int:
         rate_hz=args.rate_hz,
         width_px=args.width,
         height_px=args.height,
+        depth_encoding=args.depth_encoding,
     )
     s = make_bag(
         args.out, spec, storage=args.storage, workers=args.workers, force=args.force, progress=True
