@@ -14,8 +14,8 @@ import logging
 
 import torch
 
-from poa_gres_ros.export.cache import exclusive_lock
-from poa_gres_ros.export.onnx_cache import find_or_export_onnx
+from poa_gres_ros.export.artifacts import exclusive_lock
+from poa_gres_ros.export.onnx_artifacts import find_or_export_onnx
 from poa_gres_ros.modeling import build_model, save_model
 
 SEED = 5

@@ -15,8 +15,8 @@ import pytest
 import torch
 from backend_fixtures import shared_tiny
 
-from poa_gres_ros.export.cache import file_sha256
-from poa_gres_ros.export.onnx_cache import validate_export
+from poa_gres_ros.export.artifacts import file_sha256
+from poa_gres_ros.export.onnx_artifacts import validate_export
 from poa_gres_ros.export.onnx_export import METADATA_NAME, model_fingerprint, ort_cpu_session
 from poa_gres_ros.export.parity import ParityCase, compare, default_cases, run_parity
 from poa_gres_ros.export.wrappers import (

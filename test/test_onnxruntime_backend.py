@@ -118,7 +118,7 @@ def test_hash_valid_but_unloadable_file_names_the_file(tiny, tmp_path):
     meta_path = folder / 'onnx' / METADATA_NAME
     import json
 
-    from poa_gres_ros.export.cache import file_sha256
+    from poa_gres_ros.export.artifacts import file_sha256
 
     meta = json.loads(meta_path.read_text())
     meta['graphs'][VISION_GRAPH]['sha256'] = file_sha256(vis)  # metadata "agrees"

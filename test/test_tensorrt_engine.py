@@ -20,7 +20,7 @@ import pytest
 import torch
 from backend_fixtures import shared_tiny
 
-from poa_gres_ros.export.cache import ensure_writable_dir
+from poa_gres_ros.export.artifacts import ensure_writable_dir
 from poa_gres_ros.export.calibration import calibration_batches
 from poa_gres_ros.export.onnx_export import METADATA_NAME, ort_cpu_session
 from poa_gres_ros.export.tensorrt_engine import (
@@ -32,7 +32,7 @@ from poa_gres_ros.export.tensorrt_engine import (
 )
 from poa_gres_ros.export.wrappers import GRAPH_FILES, TEXT_GRAPH, VISION_GRAPH
 from poa_gres_ros.inference.backends import tensorrt_backend
-from poa_gres_ros.inference.engine_cache import plan_engines
+from poa_gres_ros.inference.engine_artifacts import plan_engines
 from poa_gres_ros.modeling import load_model
 from poa_gres_ros.modeling.preprocess import preprocess_image
 from poa_gres_ros.modeling.text_encoder import load_tokenizer, tokenize
@@ -70,7 +70,7 @@ def test_available_says_exactly_why_not():
 def test_module_imports_without_importing_tensorrt():
     code = (
         'import sys; import poa_gres_ros.inference.backends.tensorrt_backend; '
-        'import poa_gres_ros.inference.engine_cache; import poa_gres_ros.tools.build_engine; '
+        'import poa_gres_ros.inference.engine_artifacts; import poa_gres_ros.tools.build_engine; '
         'print("tensorrt" in sys.modules)'
     )
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)

@@ -8,7 +8,7 @@ external-data files) and ``metadata.json``: format, input size, opset, I/O names
 versions, each graph file's SHA-256 and the parity table. ``metadata.json`` is written last, so
 an interrupted export is never taken for a complete one.
 
-Where the backends find an export (model folder ``onnx/`` or the cache): ``onnx_cache``.
+Where the backends find an export (model folder ``onnx/`` or the cache): ``onnx_artifacts``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from poa_gres_ros.core.model_config import POAConfig
-from poa_gres_ros.export.cache import (
+from poa_gres_ros.export.artifacts import (
     file_sha256,
     key_hash,
     write_json_atomic,

@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from poa_gres_ros.export.cache import (
+from poa_gres_ros.export.artifacts import (
     canonical_json,
     file_sha256,
     key_hash,

@@ -22,7 +22,11 @@ def add_arguments(parser):
     parser.add_argument('model_dir', help='model folder (path or name under models/)')
     parser.add_argument('--precision', choices=('fp32', 'fp16', 'int8'), default='fp16')
     parser.add_argument('--device', default='cuda:0', help='CUDA device (default cuda:0)')
-    parser.add_argument('--cache-dir', default=None, help='cache root (default: see cache.py)')
+    parser.add_argument(
+        '--cache-dir',
+        default=None,
+        help='cache root (default: $POA_GRES_CACHE_DIR, else ~/.cache/poa_gres_ros)',
+    )
     parser.add_argument('--max-batch', type=int, default=1, help='largest batch (default 1)')
     parser.add_argument(
         '--opt-tokens', type=int, default=None, help='text length to tune for (default max/2)'
@@ -41,9 +45,9 @@ def add_arguments(parser):
 def run(args) -> int:
     import logging
 
-    from poa_gres_ros.export.onnx_cache import find_or_export_onnx
+    from poa_gres_ros.export.onnx_artifacts import find_or_export_onnx
     from poa_gres_ros.export.tensorrt_engine import format_io_table, onnx_io_table
-    from poa_gres_ros.inference.engine_cache import plan_engines
+    from poa_gres_ros.inference.engine_artifacts import plan_engines
     from poa_gres_ros.inference.model_dirs import resolve_model_dir
     from poa_gres_ros.modeling.io import load_config
 
@@ -52,7 +56,7 @@ def run(args) -> int:
     model_dir = resolve_model_dir(args.model_dir)
     config = load_config(model_dir)
     if args.dry_run:
-        from poa_gres_ros.export.cache import default_cache_dir
+        from poa_gres_ros.export.artifacts import default_cache_dir
 
         export_dir, meta = find_or_export_onnx(model_dir, args.cache_dir)
         gpu = {'gpu_name': 'PLANNED-GPU', 'compute_capability': '0.0'}
@@ -79,7 +83,7 @@ def run(args) -> int:
                 print(f'  profile {name}: min {lo} opt {mid} max {hi}')
         return 0
     from poa_gres_ros.inference.backends.tensorrt_backend import available
-    from poa_gres_ros.inference.engine_cache import find_or_build_engines
+    from poa_gres_ros.inference.engine_artifacts import find_or_build_engines
 
     ok, why = available(args.device)
     if not ok:

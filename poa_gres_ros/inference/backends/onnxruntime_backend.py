@@ -5,7 +5,7 @@ execution provider when this ONNX Runtime build has it (``use_tensorrt_provider`
 under the cache root), then CUDAExecutionProvider, then CPU for unsupported nodes. The session
 that results is checked: asking for CUDA and getting only CPU is logged as a warning.
 
-The ONNX files come from ``export.onnx_cache.find_or_export_onnx``: the model folder's
+The ONNX files come from ``export.onnx_artifacts.find_or_export_onnx``: the model folder's
 ``onnx/`` (``poa-gres export``) or the cache, exported there on first use (logged, with the
 time taken). Nothing happens at import. IO binding is not used: on CPU it saves nothing, and
 on CUDA the TensorRT backend is the fast path.
@@ -240,7 +240,7 @@ def create(
     """Find (or export, see ``find_or_export_onnx``) the ONNX files and open the sessions.
 
     Args:
-        cache_dir: cache root (default ``export.cache.default_cache_dir()``).
+        cache_dir: cache root (default ``export.artifacts.default_cache_dir()``).
         export_if_missing: export into the cache when no valid export exists.
         precision: 'fp32', or 'fp16' for the TensorRT execution provider only.
         spin_wait: busy-waiting worker threads (off by default, see the module docstring).
@@ -251,8 +251,8 @@ def create(
         RuntimeError: no valid export / export failed / a session cannot be created.
         ValueError: a bad option value.
     """
-    from poa_gres_ros.export.cache import default_cache_dir
-    from poa_gres_ros.export.onnx_cache import find_or_export_onnx
+    from poa_gres_ros.export.artifacts import default_cache_dir
+    from poa_gres_ros.export.onnx_artifacts import find_or_export_onnx
 
     if precision not in ('fp32', 'fp16'):
         raise ValueError(f"precision={precision!r}; onnxruntime supports 'fp32' or 'fp16'")

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from poa_gres_ros.core.model_config import POAConfig
-from poa_gres_ros.export.cache import default_cache_dir, ensure_writable_dir, exclusive_lock
+from poa_gres_ros.export.artifacts import default_cache_dir, ensure_writable_dir, exclusive_lock
 from poa_gres_ros.export.tensorrt_engine import (
     PRECISIONS,
     EngineSpec,
@@ -33,6 +33,7 @@ from poa_gres_ros.export.tensorrt_engine import (
     save_engine,
 )
 from poa_gres_ros.export.wrappers import GRAPH_FILES, GRAPHS, VISION_GRAPH
+from poa_gres_ros.inference.backends.tensorrt_runtime import TrtEngine
 
 _log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def find_or_build_engines(
     """
     import tensorrt as trt
 
-    from poa_gres_ros.export.onnx_cache import find_or_export_onnx
+    from poa_gres_ros.export.onnx_artifacts import find_or_export_onnx
     from poa_gres_ros.export.tensorrt_engine import gpu_identity
 
     if precision == 'int8' and not calibration_dataset:
@@ -155,8 +156,6 @@ def find_or_build_engines(
 
 def _load(trt, logger, path: Path, device: str):
     """(TrtEngine, None) or (None, why it cannot be used)."""
-    from poa_gres_ros.inference.backends.tensorrt_backend import TrtEngine
-
     try:
         engine = TrtEngine(trt, path.read_bytes(), device, logger)
     except (RuntimeError, OSError) as exc:
@@ -179,8 +178,6 @@ def _build(
     calibration_dataset,
     calibration_images,
 ):
-    from poa_gres_ros.inference.backends.tensorrt_backend import TrtEngine
-
     _log.warning(
         'building the TensorRT %s engine (%s) on %s, %s: this can take several minutes '
         '(longer on a Jetson); it is cached in %s',

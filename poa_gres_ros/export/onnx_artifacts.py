@@ -3,7 +3,7 @@
 ``find_or_export_onnx(model_dir)``: the model folder's ``onnx/`` subfolder (written by
 ``poa-gres export MODEL_DIR``) when its metadata matches the folder's current config, weights
 and external parts and every file hash matches; otherwise the cache
-(``cache.default_cache_dir()/onnx/<model>-<H>x<W>-op<opset>-<key>``, keyed by the weights hash,
+(``artifacts.default_cache_dir()/onnx/<model>-<H>x<W>-op<opset>-<key>``, keyed by the weights hash,
 config hash, external parts, input size, opset and torch version), exporting into it on first
 use with a log line saying so and how long it took. Never at import. A corrupt or mismatched
 export is reported with the reason and rebuilt in the cache, never used; two processes that
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from poa_gres_ros.core.model_config import POAConfig
-from poa_gres_ros.export.cache import (
+from poa_gres_ros.export.artifacts import (
     canonical_json,
     default_cache_dir,
     ensure_writable_dir,
