@@ -21,7 +21,7 @@ import tempfile
 
 import pytest
 
-from ros_fixtures import ros_node, spawn  # noqa: F401  (fixtures for every test module)
+from support.ros_processes import ros_node, spawn  # noqa: F401  (fixtures for every test module)
 
 os.environ['HF_HUB_OFFLINE'] = '1'
 os.environ['TRANSFORMERS_OFFLINE'] = '1'

@@ -16,7 +16,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from bag_helpers import (  # noqa: F401  (fixtures: bags, model)
+
+from poa_gres_ros.core.metrics import GresEvaluator, GresSampleResult
+from poa_gres_ros.core.thresholds import Thresholds
+
+from support.bags import (  # noqa: F401  (fixtures: bags, model)
     MAPPING,
     TEDDY,
     bags,
@@ -28,10 +32,7 @@ from bag_helpers import (  # noqa: F401  (fixtures: bags, model)
     poa_gres,
     small_bag,
 )
-from gres_helpers import ROOT, tiny_model  # noqa: F401  (fixture)
-
-from poa_gres_ros.core.metrics import GresEvaluator, GresSampleResult
-from poa_gres_ros.core.thresholds import Thresholds
+from support.gres_process import ROOT, tiny_model  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.ros
 KEEP_ALL = Thresholds(relevance=0.0, no_target=1.0)
@@ -104,7 +105,7 @@ def test_live_mapped_bag_into_a_running_node(ros_node, spawn, bags, model, tmp_p
 
     from poa_gres_ros.ros.qos import INSTRUCTION_QOS
 
-    from ros_utils import spin_until
+    from support.ros_waits import spin_until
 
     proc = spawn(['python', ROOT / 'scripts' / 'gres_node', '--ros-args', '--params-file',
                   params, '-p', f'model_dir:={mdir}', '-r',

@@ -6,7 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from bag_helpers import (  # noqa: F401  (fixtures: bags, model, small_bag)
+
+from poa_gres_ros.core.metrics import GresEvaluator
+from poa_gres_ros.core.thresholds import Thresholds
+
+from support.bags import (  # noqa: F401  (fixtures: bags, model, small_bag)
     MAPPING,
     SMALL,
     TEDDY,
@@ -22,10 +26,7 @@ from bag_helpers import (  # noqa: F401  (fixtures: bags, model, small_bag)
     read_all,
     small_bag,
 )
-from gres_helpers import tiny_model  # noqa: F401  (fixture)
-
-from poa_gres_ros.core.metrics import GresEvaluator
-from poa_gres_ros.core.thresholds import Thresholds
+from support.gres_process import tiny_model  # noqa: F401  (fixture)
 
 KEEP_ALL = Thresholds(relevance=0.0, no_target=1.0)
 FRAMES = 30  # 2 scenes x 1.5 s x 10 Hz

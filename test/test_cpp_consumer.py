@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import msg_samples
+from support import msg_samples
 
 pytestmark = pytest.mark.ros
 ROOT = Path(__file__).resolve().parents[1]

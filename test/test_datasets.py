@@ -6,10 +6,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from gref_fixture import write_grefcoco_fixture, write_refzom_pickle
 
 from poa_gres_ros.training.datasets import GresDataset, collate_gres, load_grefcoco, load_refzom
 from poa_gres_ros.training.datasets.refzom import safe_load_pickle
+
+from support.gref_files import write_grefcoco_fixture, write_refzom_pickle
 
 
 def _iou(a, b):

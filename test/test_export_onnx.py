@@ -13,7 +13,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from backend_fixtures import shared_tiny
 
 from poa_gres_ros.export.artifacts import file_sha256
 from poa_gres_ros.export.onnx_artifacts import validate_export
@@ -30,6 +29,8 @@ from poa_gres_ros.export.wrappers import (
     example_tokens,
 )
 from poa_gres_ros.modeling import build_model, load_model
+
+from support.backends import shared_tiny
 
 
 @pytest.fixture(scope='module')

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gres_helpers import (
+
+from support.gres_process import (
     KEEP_ALL,
     NS_PER_S,
     Lifecycle,
@@ -20,9 +21,8 @@ from gres_helpers import (
     start_gres,
     tiny_model,  # noqa: F401  (fixture)
 )
-from image_encoders import tile_picture
-
-from ros_utils import spin_until
+from support.image_encoders import tile_picture
+from support.ros_waits import spin_until
 
 pytestmark = pytest.mark.ros
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from gres_helpers import (
+from lifecycle_msgs.msg import Transition
+
+from support.gres_process import (
     KEEP_ALL,
     NS_PER_S,
     Lifecycle,
@@ -15,10 +17,8 @@ from gres_helpers import (
     start_gres,
     tiny_model,  # noqa: F401  (fixture)
 )
-from image_encoders import tile_picture
-from lifecycle_msgs.msg import Transition
-
-from ros_utils import spin_until
+from support.image_encoders import tile_picture
+from support.ros_waits import spin_until
 
 pytestmark = pytest.mark.ros
 

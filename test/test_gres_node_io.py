@@ -6,12 +6,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from gres_helpers import KEEP_ALL, NS_PER_S, Probe, image_msg, start_gres, tiny_model  # noqa: F401
-from image_encoders import encode, grey_picture, tile_picture, to_msg
 
 from poa_gres_ros.conversions.image_msgs import SUPPORTED_ENCODINGS, image_to_rgb
 
-from ros_utils import spin_until
+from support.gres_process import KEEP_ALL, NS_PER_S, Probe, image_msg, start_gres, tiny_model  # noqa: F401
+from support.image_encoders import encode, grey_picture, tile_picture, to_msg
+from support.ros_waits import spin_until
 
 pytestmark = pytest.mark.ros
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from gres_helpers import KEEP_ALL, NS_PER_S, Probe, image_msg, make_model, start_gres
-from image_encoders import tile_picture
 
-from ros_utils import spin_until
+from support.gres_process import KEEP_ALL, NS_PER_S, Probe, image_msg, make_model, start_gres
+from support.image_encoders import tile_picture
+from support.ros_waits import spin_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]  # ~45 s: a slow model on purpose
 

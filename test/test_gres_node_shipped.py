@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gres_helpers import NS_PER_S, ROOT, Probe, image_msg, mask_array, start_gres
+
+from support.gres_process import NS_PER_S, ROOT, Probe, image_msg, mask_array, start_gres
 
 SHIPPED = ROOT / 'models' / 'tabletop'
 

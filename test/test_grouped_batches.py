@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from gref_fixture import write_grefcoco_fixture
 
 from poa_gres_ros.core.model_presets import get_preset
 from poa_gres_ros.modeling.build import build_model
@@ -13,6 +12,8 @@ from poa_gres_ros.training.config import TrainConfig
 from poa_gres_ros.training.datasets.gres_dataset import collate_gres
 from poa_gres_ros.training.datasets.grouped_sampler import ImageGroupedBatchSampler
 from poa_gres_ros.training.trainer import Trainer
+
+from support.gref_files import write_grefcoco_fixture
 
 
 def _records(sizes):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from image_encoders import BAYER_OFFSETS, encode, grey_picture, tile_picture
 
 from poa_gres_ros.conversions.image_msgs import (
     SUPPORTED_ENCODINGS,
@@ -13,6 +12,8 @@ from poa_gres_ros.conversions.image_msgs import (
     compressed_to_rgb,
     image_to_rgb,
 )
+
+from support.image_encoders import BAYER_OFFSETS, encode, grey_picture, tile_picture
 
 EXACT_COLOUR = ['rgb8', 'bgr8', '8UC3', 'rgba8', 'bgra8', '8UC4', 'rgb16', 'bgr16', 'rgba16',
                 'bgra16']  # fmt: skip
@@ -193,10 +194,11 @@ def test_compressed_garbage_and_empty_raise():
 
 @pytest.mark.ros
 def test_msg_wrappers_read_the_fields():
-    from image_encoders import to_msg
     from sensor_msgs.msg import CompressedImage
 
     from poa_gres_ros.conversions.image_msgs import compressed_msg_to_rgb, image_msg_to_rgb
+
+    from support.image_encoders import to_msg
 
     rgb = tile_picture()
     msg = to_msg(encode(rgb, 'mono16', pad=4, big_endian=True))

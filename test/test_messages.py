@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import msg_samples
-from ros_utils import spin_until
+from support import msg_samples
+from support.ros_waits import spin_until
 
 pytestmark = pytest.mark.ros
 
@@ -42,7 +42,7 @@ def test_round_trip_between_processes(ros_node, spawn):
         )
         for name, msg in expected.items()
     ]
-    proc = spawn(['python', 'test/ros_procs/publish_samples.py'], name='publish_samples')
+    proc = spawn(['python', 'test/support/publish_samples.py'], name='publish_samples')
     try:
         assert spin_until(ros_node, lambda: len(got) == len(expected), 20.0, proc), (
             f'received only {sorted(got)}'

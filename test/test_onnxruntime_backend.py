@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from backend_fixtures import shared_tiny
 
 from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.export.onnx_export import METADATA_NAME
@@ -19,6 +18,8 @@ from poa_gres_ros.inference import Predictor
 from poa_gres_ros.inference.backends import create_backend
 from poa_gres_ros.inference.backends.onnxruntime_backend import providers_for
 from poa_gres_ros.modeling.io import CONFIG_NAME, WEIGHTS_NAME, load_config
+
+from support.backends import shared_tiny
 
 KEEP_ALL = Thresholds(relevance=0.0, mask=0.5, no_target=1.0, max_instances=10)
 # Masks are thresholded logits; ORT and torch differ by ~1e-6 in the logits, so a pixel can only

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ros_utils import spin_until, wait_for_subscribers
+from support.ros_waits import spin_until, wait_for_subscribers
 
 pytestmark = pytest.mark.ros
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tabletop_worlds import box_at, obj, world
 
 from poa_gres_ros.tabletop.catalog import NOUN_CLASSES
 from poa_gres_ros.tabletop.expressions import candidate_queries
 from poa_gres_ros.tabletop.language import MAX_WORDS, realize
 from poa_gres_ros.tabletop.queries import Filter, Group, Relation, Union, Unique
 from poa_gres_ros.tabletop.writer import tokenize
+
+from support.tabletop_worlds import box_at, obj, world
 
 MAX_TOKENS = 20  # tabletop preset: 20 MiniLM tokens including [CLS] and [SEP]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tabletop_worlds import box_at, obj, world
 
 from poa_gres_ros.tabletop.catalog import HELD_OUT_PAIRS
 from poa_gres_ros.tabletop.expressions import TEMPLATES, candidate_queries, generate_referrals
@@ -21,6 +20,8 @@ from poa_gres_ros.tabletop.queries import (
     phrase_sets,
     query_from_dict,
 )
+
+from support.tabletop_worlds import box_at, obj, world
 
 RED_MUG = Unique(Filter('mug', 'red'))
 

@@ -18,7 +18,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from backend_fixtures import shared_tiny
 
 from poa_gres_ros.export.artifacts import ensure_writable_dir
 from poa_gres_ros.export.calibration import calibration_batches
@@ -36,6 +35,8 @@ from poa_gres_ros.inference.engine_artifacts import plan_engines
 from poa_gres_ros.modeling import load_model
 from poa_gres_ros.modeling.preprocess import preprocess_image
 from poa_gres_ros.modeling.text_encoder import load_tokenizer, tokenize
+
+from support.backends import shared_tiny
 
 GPU = {'gpu_name': 'Orin (nvgpu)', 'compute_capability': '8.7'}
 TRT_OK, TRT_WHY = tensorrt_backend.available('cuda:0')

@@ -8,13 +8,14 @@ import os
 import numpy as np
 import pytest
 import torch
-from gref_fixture import write_grefcoco_fixture
 
 from poa_gres_ros.tools.cli import main as cli_main
 from poa_gres_ros.training.config import ScheduleConfig, TrainConfig
 from poa_gres_ros.training.evaluate import evaluate_dataset, model_inputs
 from poa_gres_ros.training.optim import lr_factor, param_groups
 from poa_gres_ros.training.trainer import Trainer
+
+from support.gref_files import write_grefcoco_fixture
 
 OVERFIT_ITERS = 100
 

@@ -1,4 +1,4 @@
-"""Publish every sample message from test/msg_samples.py (reliable, transient local) at 5 Hz
+"""Publish every sample message of support/msg_samples.py (reliable, transient local) at 5 Hz
 until SIGINT. Run by test_messages.py in a separate process."""
 
 import os
@@ -10,7 +10,7 @@ import rclpy  # noqa: E402
 from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
-import msg_samples  # noqa: E402
+from support import msg_samples  # noqa: E402
 
 
 def main():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NS_PER_S = 1_000_000_000
 
 # Thresholds that make a random tiny model answer deterministically: every query is kept
@@ -72,7 +72,7 @@ def start_gres(
 
 def call(node, client, request, timeout_s=30.0, proc=None):
     """Call a service and spin until the answer (AssertionError on timeout/crash)."""
-    from ros_utils import spin_until
+    from support.ros_waits import spin_until
 
     assert spin_until(node, client.service_is_ready, timeout_s, proc), (
         f'service {client.srv_name} never appeared'
@@ -179,7 +179,7 @@ class Probe:
     def request(self, msg, timeout_s=60.0, proc=None, resend_s=1.0):
         """Publish image ``msg`` (resent every ``resend_s`` until matched) and return the
         result with its header stamp, or None after ``timeout_s``."""
-        from ros_utils import spin_until
+        from support.ros_waits import spin_until
 
         stamp = msg.header.stamp.sec * NS_PER_S + msg.header.stamp.nanosec
         end = time.monotonic() + timeout_s
@@ -207,7 +207,8 @@ class Probe:
 def image_msg(fields_or_rgb, stamp_ns: int, encoding='rgb8', frame_id='camera'):
     """A sensor_msgs/Image from an (H, W, 3) uint8 RGB array or from encoder fields."""
     import numpy as np
-    from image_encoders import encode, to_msg
+
+    from support.image_encoders import encode, to_msg
 
     if isinstance(fields_or_rgb, np.ndarray):
         fields_or_rgb = encode(fields_or_rgb, encoding)

@@ -1,6 +1,6 @@
 """One instance of every custom message with every field set to a non-default value.
 
-Used by the two-process round-trip test: ros_procs/publish_samples.py publishes these, the
+Used by the two-process round-trip test: support/publish_samples.py publishes these, the
 test process builds them again and compares what arrives. Floats are exactly representable
 in float32 so equality is exact after serialisation.
 """

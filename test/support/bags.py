@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gres_helpers import tiny_model  # noqa: F401  (fixture used below)
 
-ROOT = Path(__file__).resolve().parents[1]
+from support.gres_process import tiny_model  # noqa: F401  (fixture used below)
+
+ROOT = Path(__file__).resolve().parents[2]
 TEDDY = 'the purple teddy bear'
 MAPPING = {
     'image': '/zed/left/image_rect_color',
