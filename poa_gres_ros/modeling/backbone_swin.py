@@ -1,6 +1,7 @@
-"""Swin-B (window 12) backbone through transformers ``SwinModel`` / ``SwinConfig`` (spec §2.1),
-with the optional language-aware fusion of ReLA/LAVT (``MultiModalSwinTransformer``: a PWAM
-block and a tanh-gated residual after every stage, spec §2.1 [G]).
+"""Swin-B (window 12) backbone through transformers ``SwinModel`` / ``SwinConfig``
+(docs/method.md#visual-backbone), with the optional language-aware fusion of ReLA/LAVT
+(``MultiModalSwinTransformer``: a PWAM block and a tanh-gated residual after every stage, on by
+default).
 
 Weights come from a local path the user gives (``backbone.weights``): a Hugging Face folder
 (e.g. a download of microsoft/swin-base-patch4-window12-384-in22k) or a ``.safetensors`` file

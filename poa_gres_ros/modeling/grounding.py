@@ -1,8 +1,10 @@
-"""Phrase grounding: the instruction span each kept instance answers (issue 3 item 4).
+"""Phrase grounding: the instruction span each kept instance answers.
+
+Method: docs/method.md#phrase-grounding.
 
 InstAlign defines no explicit spans; the phrase of query i is its token attention R_i
-(spec §3.1). Spec §9.16 suggests showing the tokens with ``R > 1/|V|``. This module turns that
-into a contiguous character span with a documented rule:
+(docs/method.md#phrase-object-alignment). Showing the tokens with ``R > 1/|V|`` is the usual
+reading; this module turns that into a contiguous character span with a documented rule:
 
 1. Content tokens: real tokens with a non-empty character range in the tokenizer's offsets, so
    [CLS], [SEP] and padding (offsets (0, 0)) are excluded. ``n`` = their number.

@@ -1,4 +1,4 @@
-"""Prediction heads of InstAlign (spec §2.5, §3, §4): mask, relevance, phrase-object alignment
+"""Prediction heads of InstAlign (docs/method.md#heads): mask, relevance, phrase-object alignment
 (R and P), instance aggregation (IA) and the no-target head.
 
 All functions are tensor-only (no data-dependent Python branches) so they export to ONNX.
@@ -17,7 +17,7 @@ from poa_gres_ros.modeling.common import MLP
 
 
 def poa_token_mask(attention_mask: Tensor, exclude_special: bool) -> Tensor:
-    """Token set V of the phrase attention R (spec §3.2).
+    """Token set V of the phrase attention R (docs/method.md#phrase-object-alignment).
 
     Args:
         attention_mask: (B, L) int/bool, 1 = real token, right padded ([CLS] first, [SEP] last
@@ -40,13 +40,15 @@ def poa_token_mask(attention_mask: Tensor, exclude_special: bool) -> Tensor:
 def phrase_alignment(
     queries: Tensor, text: Tensor, token_mask: Tensor, stop_grad_text: bool = False
 ) -> tuple[Tensor, Tensor]:
-    """Phrase-object alignment (spec §3.2): ``R = softmax_V(Q T^T / sqrt(C))``, ``P = R T``.
+    """Phrase-object alignment: ``R = softmax_V(Q T^T / sqrt(C))``, ``P = R T``.
+
+    Method: docs/method.md#phrase-object-alignment.
 
     Args:
         queries: (B, N, C) Q_k after the decoder norm.
         text: (B, L, C) T_k.
         token_mask: (B, L) bool, the set V (every row has at least one True).
-        stop_grad_text: detach T inside P (spec §3.2 [G]).
+        stop_grad_text: detach T inside P (off by default).
     Returns:
         R: (B, N, L), rows sum to 1 over V, exactly 0 outside V.
         P: (B, N, C) soft phrase embeddings.
@@ -60,7 +62,7 @@ def phrase_alignment(
 
 
 class InstanceAggregation(nn.Module):
-    """Relevance-weighted instance aggregation (spec §4.1).
+    """Relevance-weighted instance aggregation (docs/method.md#aggregation).
 
     soft: ``logits_M = sum_i p_i * PReLU(S_i) (+ b)``, ``M = sigmoid(logits_M)``;
     hard (ablation): ``M = max_i [p_i > tau] * sigmoid(S_i)`` (union of the soft masks of the
@@ -99,7 +101,7 @@ class InstanceAggregation(nn.Module):
 
 
 class NoTargetHead(nn.Module):
-    """No-target predictor (spec §4.2): ``MLP([Q_global ; T_sen]) -> 2`` logits.
+    """No-target predictor (docs/method.md#no-target): ``MLP([Q_global ; T_sen]) -> 2`` logits.
 
     ``Q_global = sum_i p_i Q_i`` ('sum') or divided by ``sum_i p_i + 1e-6`` ('mean');
     ``T_sen`` = mean of the final text features over real tokens (attention_mask).

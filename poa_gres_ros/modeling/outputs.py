@@ -1,4 +1,4 @@
-"""Typed outputs of ``POAModel.forward`` (spec §1 output table).
+"""Typed outputs of ``POAModel.forward`` (docs/method.md#overview).
 
 Shapes: B batch, N queries, L tokens, C decoder width, (Hm, Wm) = (H/4, W/4) of the network
 input (H, W). All tensors are float (the model's dtype); logits are pre-sigmoid.
@@ -22,8 +22,10 @@ class POALayerOutput:
             [CLS]/[SEP] when ``heads.poa_exclude_special_tokens``), exactly 0 at padding.
         queries: (B, N, C) Q_k as used by the heads (after the decoder norm).
         text_features: (B, L, C) T_k (updated by the text <- query cross-attention).
-        phrase_embedding: (B, N, C) P_k = R_k T_k (for the POA loss, spec §3.2).
-        merged_mask_logits: (B, Hm, Wm) pre-sigmoid of the aggregated mask M_k (spec §4.1).
+        phrase_embedding: (B, N, C) P_k = R_k T_k, for the POA loss
+            (docs/method.md#phrase-object-alignment).
+        merged_mask_logits: (B, Hm, Wm) pre-sigmoid of the aggregated mask M_k
+            (docs/method.md#aggregation).
     """
 
     mask_logits: Tensor
@@ -50,7 +52,7 @@ class POAOutput(POALayerOutput):
     """The final layer's predictions plus the no-target head and the earlier layers.
 
     Attributes:
-        no_target_logits: (B, 2), column 1 = no-target (spec §4.2).
+        no_target_logits: (B, 2), column 1 = no-target (docs/method.md#no-target).
         aux_outputs: all earlier supervised layers, layer 0 (before layer 1) first; length =
             ``decoder.num_layers``.
     """

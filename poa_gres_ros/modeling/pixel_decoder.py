@@ -1,4 +1,4 @@
-"""Multi-scale deformable-attention pixel decoder (spec §2.3; Mask2Former
+"""Multi-scale deformable-attention pixel decoder (docs/method.md#pixel-decoder; Mask2Former
 ``MSDeformAttnPixelDecoder``, Deformable DETR's ``MSDeformAttn``) in pure PyTorch.
 
 The deformable sampling uses ``F.grid_sample`` per level (Mask2Former's CPU fallback
@@ -221,7 +221,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         """features: 'res2'..'res5' (B, C_k, H/s, W/s) for s = 4, 8, 16, 32.
 
         Returns:
-            mask_features: (B, mask_dim, H/4, W/4) (F_mask, spec §2.3).
+            mask_features: (B, mask_dim, H/4, W/4) (F_mask, docs/method.md#pixel-decoder).
             multi_scale: [(B, conv_dim, H/32, W/32), (.., H/16, W/16), (.., H/8, W/8)]: the
                 encoder outputs followed by FPN outputs, the first three (Mask2Former).
         """

@@ -1,5 +1,6 @@
 """InstAlign / POA model: backbone + text encoder + pixel decoder + text-conditioned
-masked-attention decoder + relevance, POA, instance aggregation and no-target heads (spec §2).
+masked-attention decoder + relevance, POA, instance aggregation and no-target heads
+(docs/method.md#architecture).
 
 ``forward`` accepts precomputed backbone features and/or raw text-encoder features, which is
 how CPU training uses cached frozen features and how the predictor caches the instruction.
@@ -110,7 +111,7 @@ class POAModel(nn.Module):
 
     # --- stages --------------------------------------------------------------------------
     def encode_text(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Raw text features (spec §2.2, before the model's own projection).
+        """Raw text features (docs/method.md#text-encoder, before the model's own projection).
 
         Args:
             input_ids: (B, L) int64 token ids. attention_mask: (B, L) int64, 1 = real token.

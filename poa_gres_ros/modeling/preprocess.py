@@ -1,8 +1,8 @@
 """Image preprocessing shared by training, the predictor and the export wrappers.
 
-Spec §1: resize to the network input without keeping the aspect ratio (ReLA resizes to
-480 x 480), then ``(rgb - mean) / std`` in the 0-255 scale. The numpy path uses
-``cv2.resize(INTER_LINEAR)``; the torch path uses ``F.interpolate(bilinear,
+docs/method.md#input-and-preprocessing: resize to the network input without keeping the aspect
+ratio (ReLA resizes to 480 x 480), then ``(rgb - mean) / std`` in the 0-255 scale. The numpy
+path uses ``cv2.resize(INTER_LINEAR)``; the torch path uses ``F.interpolate(bilinear,
 align_corners=False)``, which samples the same pixel centres (differences are rounding-level).
 """
 

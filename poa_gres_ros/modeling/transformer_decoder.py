@@ -1,10 +1,11 @@
-"""Masked-attention transformer decoder with query-text interaction (spec §2.4).
+"""Masked-attention transformer decoder with query-text interaction
+(docs/method.md#transformer-decoder).
 
 Mask2Former's decoder (learnable queries, masked cross-attention cycling over strides 32/16/8,
 self-attention, FFN, post-norm, a prediction before layer 1 and after every layer) plus
 InstAlign's text conditioning in every layer: queries -> text cross-attention with a key
 padding mask, and the text update ``T_k = LN(T_{k-1} + Attn(T_{k-1}, Q, Q))`` + FFN. The order
-of the steps is ``DecoderConfig.layer_order`` (spec §9.1 [G]).
+of the steps is ``DecoderConfig.layer_order`` (a default of ours).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Example (tabletop, CPU, cached frozen features)::
     seed: 0
 
 Every section is a dataclass below; unknown keys raise ValueError naming the valid ones.
-Defaults follow spec instalign-spec.md §5.2 (recommended [G] column).
+Defaults: docs/method.md#optimizer-and-schedule.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class ModelSpec:
     """Which model to train.
 
     Attributes:
-        preset: a preset name of ``core.model_config`` ('paper', 'tabletop', 'tiny').
+        preset: a preset name of ``core.model_presets`` ('paper', 'tabletop', 'tiny').
         model_dir: a model folder to start from (fine-tuning); exclusive with ``preset``.
         overrides: dotted model-config overrides, e.g. ``{'decoder.num_queries': 50}``.
     """
@@ -76,7 +76,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with parameter groups (spec §5.2).
+    """AdamW with parameter groups (docs/method.md#optimizer-and-schedule).
 
     Attributes:
         lr: decoder and heads (1e-4).
@@ -102,7 +102,7 @@ class ScheduleConfig:
 
     Attributes:
         max_iters: optimizer steps; None = ``epochs`` x steps per epoch.
-        epochs: used when ``max_iters`` is None (spec: 20 epochs).
+        epochs: used when ``max_iters`` is None (20 epochs).
         warmup_iters: linear warm-up from ``warmup_factor`` x LR to the LR.
         warmup_factor: start factor of the warm-up.
         decay: 'poly' ((1 - t/T)^power), 'step' (x gamma at each of ``steps``) or 'none'.

@@ -1,4 +1,4 @@
-"""InstAlign training loss (spec instalign-spec.md §3, §5.1).
+"""InstAlign training loss (docs/method.md#losses).
 
 ::
 
@@ -16,10 +16,10 @@ resolution (stride 4) against the union of the referred masks, area-resized (all
 no-target samples). #GT is the number of GT instances in the batch, averaged over DDP ranks
 and clamped at 1, as in Mask2Former's ``SetCriterion``.
 
-Ablation switches of the tabletop study (issue 5): ``CriterionConfig.ablation('no_poa')``
-sets the POA weight to 0 in the loss and the cost; ``'merged_only'`` drops instance matching
-and its losses (ReLA-like, spec §8 row 1); ``'hard_selection'`` is a model-config switch and
-leaves the loss unchanged.
+Ablation switches of the tabletop study (docs/method.md#ablations):
+``CriterionConfig.ablation('no_poa')`` sets the POA weight to 0 in the loss and the cost;
+``'merged_only'`` drops instance matching and its losses (ReLA-like); ``'hard_selection'`` is a
+model-config switch and leaves the loss unchanged.
 """
 
 from __future__ import annotations
@@ -40,16 +40,16 @@ ABLATIONS = ('full', 'no_poa', 'merged_only', 'hard_selection')
 
 @dataclass
 class CriterionConfig:
-    """Every weight of the loss and the matching cost (defaults: spec §3.3, §5.1).
+    """Every weight of the loss and the matching cost (defaults: docs/method.md#losses).
 
     Attributes:
         weight_score: relevance BCE weight (Mask2Former class weight 2.0).
         weight_bce: point-sampled mask BCE weight (5.0).
         weight_dice: point-sampled mask dice weight (5.0).
-        weight_phrase: POA weight lambda_phrase (2.0 [G]).
+        weight_phrase: POA weight lambda_phrase (2.0).
         negative_weight: weight of unmatched queries in the relevance BCE (0.1).
         weight_inst / weight_merged / weight_nt: lambda_inst (1), lambda_merged (2),
-            lambda_nt (1) [G].
+            lambda_nt (1).
         merged_bce / merged_dice: the two terms of L_merged (1, 1).
         cost_score / cost_bce / cost_dice / cost_phrase: matching-cost weights; None = the
             matching loss weight.
@@ -58,7 +58,7 @@ class CriterionConfig:
         score_cost: 'neg_prob' (-p) or 'neg_log_prob' (-log p) in the cost.
         deep_supervision: also supervise ``aux_outputs`` (True).
         instance_supervision: False = merged-mask-only ablation (no matching, no L_inst).
-        merged_all_layers: apply L_merged to aux layers too (False, spec §5.1 optional).
+        merged_all_layers: apply L_merged to aux layers too (False).
         nt_class_weights: optional (w_target, w_no_target) CE class weights; None = equal.
     """
 

@@ -2,7 +2,7 @@
 
 Sources: Mask2Former ``mask2former/modeling/criterion.py`` (``dice_loss``,
 ``sigmoid_ce_loss``) and ``matcher.py`` (``batch_dice_loss``, ``batch_sigmoid_ce_loss``);
-the POA term is spec instalign-spec.md §3.2: ``l_POA = 1 - cos(Q_i, P_i)``.
+the POA term is docs/method.md#phrase-object-alignment: ``l_POA = 1 - cos(Q_i, P_i)``.
 All inputs are logits (pre-sigmoid); targets are in [0, 1] (soft targets allowed).
 """
 
@@ -68,7 +68,9 @@ def batch_sigmoid_ce_cost(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def poa_loss(queries: Tensor, phrase_embedding: Tensor, eps: float = 1e-8) -> Tensor:
-    """Phrase-Object Alignment term per query: ``1 - cos(Q_i, P_i)`` (spec §3.2).
+    """Phrase-Object Alignment term per query: ``1 - cos(Q_i, P_i)``.
+
+    Method: docs/method.md#phrase-object-alignment.
 
     Args:
         queries: (..., C) query features Q_k (after the decoder norm).

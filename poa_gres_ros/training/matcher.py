@@ -1,16 +1,16 @@
-"""Hungarian matching of decoder queries to referred GT instances (spec §3.3).
+"""Hungarian matching of decoder queries to referred GT instances (docs/method.md#matching).
 
 Per image and per supervised decoder layer, the cost between query i and GT instance j is::
 
     C(i, j) = w_score * L_score(p_i) + w_bce * BCE_pts(S_i, s_j) + w_dice * Dice_pts(S_i, s_j)
               + w_phrase * (1 - cos(Q_i, P_i))
 
-with ``L_score = -p_i`` (Mask2Former style, default) or ``-log p_i`` [G], the mask terms on K
-points drawn uniformly and shared by predictions and GT (Mask2Former
-``HungarianMatcher.memory_efficient_forward``), and the POA term of spec §3.2 (it depends on
-the query only, so it shifts a whole row: it changes *which* queries get matched). Solved with
-``scipy.optimize.linear_sum_assignment``. No-target images have no GT instances and get an
-empty assignment.
+with ``L_score = -p_i`` (Mask2Former style, default) or ``-log p_i``, the mask terms on K points
+drawn uniformly and shared by predictions and GT (Mask2Former
+``HungarianMatcher.memory_efficient_forward``), and the POA term
+(docs/method.md#phrase-object-alignment; it depends on the query only, so it shifts a whole row:
+it changes *which* queries get matched). Solved with ``scipy.optimize.linear_sum_assignment``.
+No-target images have no GT instances and get an empty assignment.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ class HungarianMatcher(torch.nn.Module):
     """Matches queries to GT instances per image (no gradient).
 
     Args:
-        cost_score: weight of the relevance term (spec default 2.0).
+        cost_score: weight of the relevance term (2.0).
         cost_bce: weight of the point-sampled mask BCE (5.0).
         cost_dice: weight of the point-sampled dice (5.0).
-        cost_phrase: weight of the POA term (2.0 [G]; 0 = matching without POA).
+        cost_phrase: weight of the POA term (2.0; 0 = matching without POA).
         num_points: K uniform points per image (12544 in Mask2Former).
         score_cost: 'neg_prob' (-p) or 'neg_log_prob' (-log p).
     """

@@ -1,4 +1,6 @@
-"""AdamW parameter groups and the warm-up + decay learning-rate schedule (spec §5.2).
+"""AdamW parameter groups and the warm-up + decay learning-rate schedule.
+
+Method: docs/method.md#optimizer-and-schedule.
 
 Groups: backbone (``optim.backbone_lr``), text encoder (``optim.text_lr``) and everything
 else (``optim.lr``), each split into decayed and non-decayed parameters. No weight decay on

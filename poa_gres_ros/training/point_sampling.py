@@ -1,7 +1,7 @@
 """Point sampling for mask losses and matching costs (Mask2Former / PointRend).
 
 Mask2Former computes its mask BCE and dice on K sampled points instead of every pixel
-(spec instalign-spec.md §3.3, §5.1): uniform points for the Hungarian cost, and
+(docs/method.md#matching, docs/method.md#losses): uniform points for the Hungarian cost, and
 uncertainty-based importance sampling for the loss (oversample 3.0, importance 0.75).
 Source: facebookresearch/Mask2Former ``mask2former/modeling/criterion.py`` and
 ``detectron2/projects/PointRend/point_features.py`` (``point_sample``,

@@ -89,8 +89,8 @@ def write_report(out_dir: str, results: dict, datasets: dict, meta: dict) -> dic
         'meta': {
             **meta,
             'date': time.strftime('%Y-%m-%d %H:%M:%S'),
-            'evaluator': 'ReLA ReferEvaluator after the 2023-08-26 fix (spec §6.2); '
-            'Ref-ZOM as RIS-DMMI test.py (spec §6.3)',
+            'evaluator': 'ReLA ReferEvaluator after its fix in commit 884ef17; '
+            'Ref-ZOM as RIS-DMMI test.py',
         },
         'splits': {},
     }
@@ -100,7 +100,7 @@ def write_report(out_dir: str, results: dict, datasets: dict, meta: dict) -> dic
         f'Model: `{meta.get("model")}`  ',
         f'Data: `{meta.get("data")}`  ',
         f'Evaluation size: {meta.get("eval_size")}; thresholds: {meta.get("thresholds")}  ',
-        'Counting: ReLA `ReferEvaluator` after its 2023-08-26 fix (no-target samples: IoU 1 '
+        'Counting: ReLA `ReferEvaluator` after its fix in commit 884ef17 (no-target samples: IoU 1 '
         'when predicted no-target, else 0; targeted samples predicted as no-target keep the '
         'predicted mask in U).',
         '',

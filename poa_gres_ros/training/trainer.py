@@ -1,4 +1,4 @@
-"""The training loop: ``poa-gres train --config FILE`` (spec §5).
+"""The training loop: ``poa-gres train --config FILE`` (docs/method.md#training).
 
 One process per device. Under ``torchrun --nproc_per_node G`` every process trains on its
 shard (``DistributedSampler``) with DistributedDataParallel; rank 0 alone logs, evaluates and

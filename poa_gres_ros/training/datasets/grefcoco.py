@@ -1,4 +1,4 @@
-"""gRefCOCO-format loader (spec §6.1), also used for the tabletop datasets.
+"""gRefCOCO-format loader (docs/method.md#grefcoco-format), also used for the tabletop datasets.
 
 A dataset folder holds ``grefs(unc).json`` (list of refs), ``instances.json`` (COCO images,
 annotations, categories) and the images (``images/`` by default; for gRefCOCO itself point

@@ -1,7 +1,7 @@
 """PyTorch dataset over :class:`GresRecord` lists: images, tokens and per-instance GT masks.
 
-Transforms are ReLA's (spec §5.3): a fixed resize of image and GT to the network input size,
-no flip, no crop, no colour jitter. Image preprocessing is the model's own
+Transforms are ReLA's (docs/method.md#augmentation): a fixed resize of image and GT to the network
+input size, no flip, no crop, no colour jitter. Image preprocessing is the model's own
 (``poa_gres_ros.modeling.preprocess.preprocess_image``) so that training and inference see
 identical tensors; tokenisation uses the model's tokenizer with its ``max_tokens``.
 

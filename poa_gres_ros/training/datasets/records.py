@@ -1,12 +1,12 @@
 """Dataset records shared by the gRefCOCO, Ref-ZOM and tabletop loaders, and GT rasterisation.
 
-One :class:`GresRecord` per sentence (ReLA ``load_grefcoco_json``: a sample is a sentence, not
-a reference). :class:`CocoMasks` turns the referred annotation ids of a record into
-per-instance binary masks at the network input size through pycocotools, the way ReLA's
-``RefCOCOMapper`` does (spec §6.2): polygon coordinates are scaled to the target size and
-rasterised there (detectron2 ``ResizeTransform.apply_coords`` + ``polygons_to_bitmask``);
-RLE masks are decoded at the source size and resized with nearest neighbour. No flip, ever:
-expressions say left and right (spec §5.3).
+One :class:`GresRecord` per sentence (ReLA ``load_grefcoco_json``: a sample is a sentence, not a
+reference). :class:`CocoMasks` turns the referred annotation ids of a record into per-instance
+binary masks at the network input size through pycocotools, the way ReLA's ``RefCOCOMapper``
+does (docs/method.md#grefcoco-format): polygon coordinates are scaled to the target size and
+rasterised there (detectron2 ``ResizeTransform.apply_coords`` + ``polygons_to_bitmask``); RLE
+masks are decoded at the source size and resized with nearest neighbour. No flip, ever:
+expressions say left and right (docs/method.md#augmentation).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Ref-ZOM loader (spec §6.3; toggle1995/RIS-DMMI ``data/dataset_zom.py``, ``refer/refer.py``).
+"""Ref-ZOM loader (docs/method.md#ref-zom-format; toggle1995/RIS-DMMI ``data/dataset_zom.py``,
+``refer/refer.py``).
 
 A Ref-ZOM folder holds ``refs(final).p`` and ``instances.json``; images are COCO train+val
 2014. Each ref has ``source`` in {'zero', 'one', 'many'}; every sentence is a sample; 'zero'
