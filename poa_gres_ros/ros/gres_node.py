@@ -35,13 +35,16 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Bool, String
+from visualization_msgs.msg import MarkerArray
 
 from poa_gres_ros.conversions.image_msgs import ImageConversionError
 from poa_gres_ros.core.visualize import draw_overlay
 from poa_gres_ros.msg import GresInstances
+from poa_gres_ros.ros import geometry_viz
 from poa_gres_ros.ros import qos as Q
+from poa_gres_ros.ros.depth_input import DepthInput
 from poa_gres_ros.ros.diagnostics import build_diagnostics
 from poa_gres_ros.ros.frame_processor import Frame, FrameProcessor
 from poa_gres_ros.ros.image_input import ImageInput
@@ -86,6 +89,7 @@ class GresNode(LifecycleNode):
         self._pubs: dict = {}
         self._instr_subs: list = []
         self._images: ImageInput | None = None
+        self._depth: DepthInput | None = None  # enable_3d: depth + camera_info
         self._diag_timer = None
         self._wake = None
         self._prev_snapshot: dict | None = None
@@ -142,10 +146,18 @@ class GresNode(LifecycleNode):
             'mask': lp(Image, 'gres/mask', Q.RESULT_QOS),
             'no_target': lp(Bool, 'gres/no_target', Q.RESULT_QOS),
             'debug': lp(Image, 'gres/debug_image', Q.RESULT_QOS),
+            'points': lp(PointCloud2, 'gres/points', Q.RESULT_QOS),
+            'markers': lp(MarkerArray, 'gres/markers', Q.RESULT_QOS),
             'diagnostics': self.create_publisher(
                 DiagnosticArray, '/diagnostics', Q.DIAGNOSTICS_QOS
             ),
         }
+        if values['enable_3d']:
+            self._depth = DepthInput(
+                self, values['image_qos'],
+                lambda key, text: self._log_throttled(key, text, warn=True),
+                self._check_qos, self._rx_group,
+            )  # fmt: skip
         self._instr_subs = [
             self.create_subscription(
                 String, topic, functools.partial(self._on_instruction, topic=topic), qos,
@@ -182,6 +194,8 @@ class GresNode(LifecycleNode):
         self._wake = self.create_guard_condition(self._on_wake, callback_group=self._infer_group)
         result = super().on_activate(state)  # lifecycle publishers on before the first frame
         self._images.subscribe()
+        if self._depth is not None:
+            self._depth.subscribe()
         self.get_logger().info(
             f'active: model {predictor.model_name} ({predictor.backend_name} on {v["device"]}, '
             f'input {predictor.input_size_hw}, warm-up {warm_ms:.0f} ms); images from '
@@ -212,6 +226,8 @@ class GresNode(LifecycleNode):
         self._stopping.set()
         if self._images is not None:
             self._images.unsubscribe()
+        if self._depth is not None:
+            self._depth.unsubscribe()
         self._slot.clear()
         with self._predictor_lock:  # waits for the frame in flight
             processor, self._processor = self._processor, None
@@ -237,6 +253,7 @@ class GresNode(LifecycleNode):
             else:
                 self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
+        self._depth = None
         self.instructions.clear()  # ids keep counting: a result id is never reused
         self.stats.reset()
 
@@ -296,6 +313,10 @@ class GresNode(LifecycleNode):
 
     def _process(self, processor: FrameProcessor, frame: Frame) -> None:
         settings = self._settings  # one snapshot per frame
+        depth = self._depth
+        if depth is not None:
+            stamp = frame.msg.header.stamp
+            depth.begin(stamp.sec * 1_000_000_000 + stamp.nanosec, settings.depth_tolerance_s)
         try:
             out = processor.run(frame, settings.thresholds)
         except ImageConversionError as exc:
@@ -304,6 +325,12 @@ class GresNode(LifecycleNode):
             self._log_throttled(f'convert:{cause}', f'dropped a frame from {frame.topic}: {exc}')
             return
         header = frame.msg.header
+        geos = None
+        if depth is not None:
+            geos = depth.fill(
+                out.result, out.prediction, erode_px=settings.depth_erode_px,
+                min_points=settings.depth_min_points,
+            )  # fmt: skip
         self._pubs['instances'].publish(out.result)
         self._pubs['mask'].publish(out.result.mask)
         self._pubs['no_target'].publish(Bool(data=out.result.no_target))
@@ -311,7 +338,17 @@ class GresNode(LifecycleNode):
         if settings.publish_debug and debug.get_subscription_count() > 0:
             debug.publish(rgb8_image(draw_overlay(out.rgb, out.prediction), header))
             self.stats.count('debug_published')
+        if geos is not None:
+            self._publish_3d(header, out.result, geos)
         self._record_latency(frame, out.inference_ms)
+
+    def _publish_3d(self, header, result, geos) -> None:
+        """gres/points and gres/markers, built only while subscribed (lazy)."""
+        points, marks = self._pubs['points'], self._pubs['markers']
+        if points.get_subscription_count() > 0:
+            points.publish(geometry_viz.point_cloud(header, geos, [i.id for i in result.instances]))
+        if marks.get_subscription_count() > 0:
+            marks.publish(geometry_viz.markers(header, result, geos))
 
     def _record_latency(self, frame: Frame, inference_ms: float) -> None:
         stamp = frame.msg.header.stamp
@@ -352,7 +389,13 @@ class GresNode(LifecycleNode):
         switched = self._images.follow_publishers() if self._images is not None else None
         if switched:
             self.get_logger().info(switched)
+        if self._depth is not None:
+            switched_depth = self._depth.images.follow_publishers()
+            if switched_depth:
+                self.get_logger().info(switched_depth)
         problems = self._images.mismatches() if self._images is not None else []
+        if self._depth is not None:
+            problems += self._depth.images.mismatches()
         for sub, qos in zip(self._instr_subs, (Q.INSTRUCTION_QOS, Q.SPOKEN_QOS)):
             problems.append(Q.mismatch_report(self, sub.topic_name, qos))
         problems = [p for p in problems if p]

@@ -108,6 +108,27 @@ SPECS: dict[str, _Spec] = {
     'instruction_timeout_s': _Spec(
         0.0, 'Instructions older than this bind no image (0 = never expire).', range=(0.0, 86400.0)
     ),
+    'enable_3d': _Spec(
+        False,
+        'Lift every instance to 3D (camera optical frame, metres) with the aligned depth image '
+        'on depth (16UC1 mm or 32FC1 m) and the colour CameraInfo on camera_info; also '
+        'publishes gres/points and gres/markers while subscribed (docs/geometry3d.md).',
+        read_only=True,
+    ),
+    'depth_tolerance_s': _Spec(
+        0.02,
+        'A colour image is paired with the depth image of the nearest header stamp if it is '
+        'within this many seconds; otherwise its 3D is marked missing.',
+        range=(0.0, 10.0),
+    ),
+    'depth_erode_px': _Spec(
+        2,
+        'Erode each mask by this many pixels before lifting (edge depth is unreliable).',
+        range=(0, 20),
+    ),  # fmt: skip
+    'depth_min_points': _Spec(
+        10, 'Fewer valid depth points than this leave an instance without 3D.', range=(1, 100000)
+    ),
 }
 
 
@@ -118,6 +139,9 @@ class NodeSettings:
     thresholds: Thresholds
     publish_debug: bool
     instruction_timeout_s: float
+    depth_tolerance_s: float = 0.02
+    depth_erode_px: int = 2
+    depth_min_points: int = 10
 
     @classmethod
     def from_values(cls, values: dict) -> NodeSettings:
@@ -131,6 +155,9 @@ class NodeSettings:
             ),
             publish_debug=bool(values['publish_debug']),
             instruction_timeout_s=float(values['instruction_timeout_s']),
+            depth_tolerance_s=float(values.get('depth_tolerance_s', 0.02)),
+            depth_erode_px=int(values.get('depth_erode_px', 2)),
+            depth_min_points=int(values.get('depth_min_points', 10)),
         )
 
     def updated(self, values: dict) -> NodeSettings:
@@ -143,6 +170,9 @@ class NodeSettings:
             'max_instances': t.max_instances,
             'publish_debug': self.publish_debug,
             'instruction_timeout_s': self.instruction_timeout_s,
+            'depth_tolerance_s': self.depth_tolerance_s,
+            'depth_erode_px': self.depth_erode_px,
+            'depth_min_points': self.depth_min_points,
         }
         merged.update({k: v for k, v in values.items() if k in merged})
         return NodeSettings.from_values(merged)
