@@ -110,19 +110,38 @@ def test_mono8_rejects_wrong_shape():
         mono8_image(np.zeros((2, 2, 3), bool), _header())
 
 
-def test_mask_geometry_matches_the_core_properties():
-    from poa_gres_ros.ros.result_msgs import mask_geometry
+def test_node_and_bag_build_byte_identical_results():
+    """One path: the node's rclpy message, read back with rosbags, serialises to the same CDR
+    bytes as a bag's rosbags message, 3D geometry included (read back first because rclpy
+    leaves CDR padding bytes unset)."""
+    from rclpy.serialization import serialize_message
 
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        mask = np.zeros((37, 53), bool)
-        y0, x0 = rng.integers(0, 30), rng.integers(0, 45)
-        mask[y0 : y0 + rng.integers(1, 8), x0 : x0 + rng.integers(1, 9)] = rng.random() < 0.9
-        mask |= rng.random(mask.shape) < 0.01
-        inst = InstanceResult(mask, 0.5)
-        box, area, (cx, cy) = mask_geometry(mask)
-        assert box == inst.box_xyxy_px and area == inst.area_px
-        if area:
-            assert np.allclose((cx, cy), inst.centroid_xy_px)
-    box, area, centroid = mask_geometry(np.zeros((4, 4), bool))
-    assert box == (0, 0, 0, 0) and area == 0 and math.isnan(centroid[0])
+    from poa_gres_ros.bag import messages as M
+    from poa_gres_ros.bag.typestore import GRES_INSTANCES
+    from poa_gres_ros.core.geometry3d import Instance3D
+    from poa_gres_ros.ros.instruction_state import Instruction
+    from poa_gres_ros.ros.result_msgs import build_instances_msg
+
+    pred = _prediction()
+    rot = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # 90 deg about z
+    mug = Instance3D(
+        True, np.array([0.1, -0.05, 0.8]), np.array([0.05, -0.1, 0.75]),
+        np.array([0.15, 0.0, 0.85]), rot, True, np.array([0.1, 0.05, 0.02]), 180, 0.1,
+        np.zeros((0, 3), np.float32),
+    )  # fmt: skip
+    geometry = [mug, None, None, None]
+    common = dict(
+        model_name='tiny', backend='torch', inference_time_ms=12.5, geometry=geometry,
+        depth_status=1, depth_detail='ok', depth_stamp_ns=17_000_000_004,
+    )  # fmt: skip
+    node = build_instances_msg(
+        pred, _header(), Instruction(id=4, text=TEXT, stamp_ns=3_000_000_007), **common
+    )
+    bag = M.gres_instances(
+        pred, M.header(17_000_000_005, 'cam'), instruction_id=4,
+        instruction_stamp_ns=3_000_000_007, **common,
+    )  # fmt: skip
+    assert node.instances[0].geometry.valid and not node.instances[1].geometry.valid
+    assert math.isclose(node.instances[0].geometry.orientation.w, math.sqrt(0.5), rel_tol=1e-6)
+    node_cdr = M.serialize(M.deserialize(serialize_message(node), GRES_INSTANCES))
+    assert node_cdr == M.serialize(bag)

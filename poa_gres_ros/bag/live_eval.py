@@ -40,6 +40,7 @@ from poa_gres_ros.bag.replay import (
 )
 from poa_gres_ros.bag.timeline import BagTimeline
 from poa_gres_ros.bag.typestore import GRES_INSTANCES
+from poa_gres_ros.conversions import result_msgs as R
 
 COUNTERS = (
     'received',
@@ -107,7 +108,7 @@ def match_outputs(published, outputs, stamps: dict[int, int]):
     for arrival, msg in sorted(outputs, key=lambda o: o[0]):
         cands = [
             (t, i)
-            for t, i in pending.get(M.stamp_ns(msg.header.stamp), ())
+            for t, i in pending.get(R.stamp_ns(msg.header.stamp), ())
             if t <= arrival and i not in taken
         ]
         if not cands:
@@ -146,7 +147,7 @@ def evaluate_live(timeline: BagTimeline, capture: LiveCapture) -> ReplayResult:
     wrong = Counter()
     for idx, arrival, msg in answered:
         frame = timeline.frames[idx]
-        pred = M.prediction_from_msg(msg)
+        pred = R.prediction_from_msg(msg)
         ins = frame.instruction
         if ins is None:
             verdict = 'no instruction in the bag'

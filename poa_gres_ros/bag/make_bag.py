@@ -49,6 +49,7 @@ import numpy as np
 from poa_gres_ros.bag import messages as M
 from poa_gres_ros.bag.timeline import DEFAULT_TOPICS
 from poa_gres_ros.bag.typestore import CAMERA_INFO, GRES_INSTANCES, IMAGE, POSE_ARRAY, STRING
+from poa_gres_ros.conversions.result_msgs import NS_PER_S
 
 GENERATOR = 'poa_gres_ros make-bag 2'
 SCENE_INDEX_OFFSET = 900_000
@@ -81,7 +82,7 @@ class BagSpec:
     rate_hz: float = 10.0
     width_px: int = 640
     height_px: int = 480
-    start_stamp_ns: int = 1_700_000_000 * M.NS_PER_S
+    start_stamp_ns: int = 1_700_000_000 * NS_PER_S
     frame_id: str = 'tabletop_camera_optical_frame'
     depth_encoding: str = '16UC1'
 

@@ -1,11 +1,11 @@
-"""Build and read the bag's messages as rosbags objects (no rclpy).
+"""Build the bag's messages as rosbags objects (no rclpy).
 
 Builders mirror what the camera driver and the node publish: rgb8 ``sensor_msgs/Image``,
-``sensor_msgs/CameraInfo`` (plumb_bob, no distortion, ``P = [K | 0]``), ``std_msgs/String``
-and ``poa_gres_ros/GresInstances`` with the semantics of msg/GresInstances.msg and
-msg/GresInstance.msg (header copied from the image, masks mono8 0/255, the merged mask full
-frame, each instance mask cropped to its tight box). The same result message type carries the
-ground truth (relevance 1, ``model_name`` 'ground_truth'), so one reader serves both.
+``sensor_msgs/CameraInfo`` (plumb_bob, no distortion, ``P = [K | 0]``), depth images,
+``std_msgs/String`` and ``poa_gres_ros/GresInstances``. Result messages are built and read by
+``conversions.result_msgs`` (the node's own path) with the rosbags classes of
+:data:`ROSBAGS`. The same result message type carries the ground truth (relevance 1,
+``model_name`` 'ground_truth'), so one reader serves both.
 """
 
 from __future__ import annotations
@@ -14,26 +14,21 @@ import numpy as np
 
 from poa_gres_ros.bag.typestore import (
     CAMERA_INFO,
-    GRES_INSTANCES,
     IMAGE,
     POSE_ARRAY,
     STRING,
     msg_class,
 )
-from poa_gres_ros.core.results import GresPrediction, InstanceResult, PhraseSpan
+from poa_gres_ros.conversions import result_msgs as R
+from poa_gres_ros.core.results import GresPrediction
 
-NS_PER_S = 1_000_000_000
-
-
-def stamp_ns(stamp) -> int:
-    """builtin_interfaces/Time (any object with ``sec``, ``nanosec``) -> nanoseconds."""
-    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+ROSBAGS = R.MessageKit(cls=msg_class, uint8_data=lambda data: data)
+"""rosbags message classes of this package's typestore; uint8[] fields take numpy arrays."""
 
 
 def time_msg(ns: int):
     """Nanoseconds (>= 0) -> builtin_interfaces/Time."""
-    sec, nanosec = divmod(int(ns), NS_PER_S)
-    return msg_class('builtin_interfaces/msg/Time')(sec=sec, nanosec=nanosec)
+    return R.time_msg(ns, ROSBAGS)
 
 
 def header(ns: int, frame_id: str):
@@ -43,22 +38,7 @@ def header(ns: int, frame_id: str):
 
 def image_rgb8(rgb: np.ndarray, hdr):
     """(H, W, 3) uint8 RGB -> rgb8 sensor_msgs/Image (step = 3 W, no padding)."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f'expected (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}')
-    h, w = rgb.shape[:2]
-    data = np.ascontiguousarray(rgb).reshape(-1)
-    return msg_class(IMAGE)(
-        header=hdr, height=h, width=w, encoding='rgb8', is_bigendian=0, step=3 * w, data=data
-    )
-
-
-def mono8(mask: np.ndarray, hdr):
-    """(H, W) bool mask -> mono8 sensor_msgs/Image (255 on the mask, 0 elsewhere)."""
-    h, w = mask.shape
-    data = (np.asarray(mask, bool).astype(np.uint8) * np.uint8(255)).reshape(-1)
-    return msg_class(IMAGE)(
-        header=hdr, height=h, width=w, encoding='mono8', is_bigendian=0, step=w, data=data
-    )
+    return R.rgb8_image(rgb, hdr, ROSBAGS)
 
 
 def camera_info(K: np.ndarray, width_px: int, height_px: int, hdr):  # noqa: N803 - symbol
@@ -125,13 +105,6 @@ def string(text: str):
     return msg_class(STRING)(data=text)
 
 
-def _phrase(span: PhraseSpan | None):
-    cls = msg_class('poa_gres_ros/msg/GresPhrase')
-    if span is None:
-        return cls(text='', char_start=0, char_end=0)
-    return cls(text=span.text, char_start=span.char_start, char_end=span.char_end)
-
-
 def gres_instances(
     pred: GresPrediction,
     hdr,
@@ -146,57 +119,22 @@ def gres_instances(
     depth_detail: str = '',
     depth_stamp_ns: int = 0,
 ):
-    """``poa_gres_ros/GresInstances`` for ``pred`` (the same fields as the node's
-    ``ros/result_msgs.build_instances_msg``): instances in ``pred``'s order with ids 0, 1, ...,
-    ``phrases`` the distinct phrases (first appearance first), each mask cropped to its box.
-
-    ``geometry``: one ``core.geometry3d.Instance3D`` per instance (None: no 3D, the default
-    GresInstance3D); ``depth_status`` / ``depth_detail`` / ``depth_stamp_ns``: the result's 3D
-    status fields (msg/GresInstances.msg; 0 = DEPTH_DISABLED)."""
-    from poa_gres_ros.conversions.depth3d import geometry_msg
-
-    roi_cls = msg_class('sensor_msgs/msg/RegionOfInterest')
-    inst_cls = msg_class('poa_gres_ros/msg/GresInstance')
-    phrases = pred.phrases
-    index = {p: i for i, p in enumerate(phrases)}
-    instances = []
-    geos = list(geometry) if geometry is not None else [None] * len(pred.instances)
-    for k, inst in enumerate(pred.instances):
-        x0, y0, x1, y1 = inst.box_xyxy_px
-        cx, cy = inst.centroid_xy_px
-        instances.append(
-            inst_cls(
-                id=k,
-                relevance=float(inst.relevance),
-                phrase=_phrase(inst.phrase),
-                phrase_index=index.get(inst.phrase, -1) if inst.phrase is not None else -1,
-                bbox=roi_cls(
-                    x_offset=x0, y_offset=y0, height=y1 - y0, width=x1 - x0, do_rectify=False
-                ),
-                mask=mono8(inst.mask[y0:y1, x0:x1], hdr),
-                area_px=inst.area_px,
-                centroid_x_px=float(cx),
-                centroid_y_px=float(cy),
-                geometry=geometry_msg(geos[k], msg_class),
-            )
-        )
-    return msg_class(GRES_INSTANCES)(
-        header=hdr,
+    """``poa_gres_ros/GresInstances`` for ``pred`` with ``pred.instruction`` as the instruction
+    (``conversions.result_msgs.instances_msg``, the node's path, with rosbags classes)."""
+    return R.instances_msg(
+        pred,
+        hdr,
+        ROSBAGS,
         instruction=pred.instruction,
-        instruction_id=int(instruction_id),
-        instruction_stamp=time_msg(instruction_stamp_ns),
-        truncated=bool(pred.truncated),
-        phrases=[_phrase(p) for p in phrases],
-        no_target=bool(pred.no_target),
-        no_target_probability=float(pred.no_target_prob),
-        instances=instances,
-        mask=mono8(pred.final_mask, hdr),
+        instruction_id=instruction_id,
+        instruction_stamp_ns=instruction_stamp_ns,
         model_name=model_name,
         backend=backend,
-        inference_time_ms=float(inference_time_ms),
-        depth_status=int(depth_status),
+        inference_time_ms=inference_time_ms,
+        geometry=geometry,
+        depth_status=depth_status,
         depth_detail=depth_detail,
-        depth_stamp=time_msg(depth_stamp_ns),
+        depth_stamp_ns=depth_stamp_ns,
     )
 
 
@@ -212,66 +150,3 @@ def deserialize(raw: bytes, msgtype: str):
     from poa_gres_ros.bag.typestore import gres_typestore
 
     return gres_typestore().deserialize_cdr(raw, msgtype)
-
-
-def mono8_to_mask(img) -> np.ndarray:
-    """A mono8 (or 8UC1) image message -> (H, W) bool, True where the value is > 0.
-
-    Raises:
-        ValueError: another encoding, or ``len(data) != height * step``.
-    """
-    if img.encoding not in ('mono8', '8UC1'):
-        raise ValueError(f'mask image must be mono8, got {img.encoding!r}')
-    h, w, step = int(img.height), int(img.width), int(img.step)
-    data = np.asarray(img.data, np.uint8).reshape(-1)
-    if data.size != h * step or step < w:
-        raise ValueError(f'mask {w}x{h}: len(data) = {data.size} != height * step = {h * step}')
-    if h == 0 or w == 0:
-        return np.zeros((h, w), bool)
-    return data.reshape(h, step)[:, :w] > 0
-
-
-def prediction_from_msg(msg, size_hw: tuple[int, int] | None = None) -> GresPrediction:
-    """A decoded ``GresInstances`` (node result or ground truth) -> GresPrediction.
-
-    Args:
-        msg: the rosbags message.
-        size_hw: image size (H, W); default the merged mask's size.
-    Returns:
-        GresPrediction at (H, W): instance masks pasted from their crops at the box offsets,
-        ``final_mask`` = the message's merged mask (the union of the instances when the
-        message has no merged mask), ``timings_ms = {'total': inference_time_ms}``.
-    Raises:
-        ValueError: a mask that is not mono8 or does not fit its box / the image.
-    """
-    final = mono8_to_mask(msg.mask)
-    h, w = size_hw if size_hw is not None else final.shape
-    instances = []
-    for inst in msg.instances:
-        crop = mono8_to_mask(inst.mask)
-        x0, y0 = int(inst.bbox.x_offset), int(inst.bbox.y_offset)
-        ch, cw = crop.shape
-        if y0 + ch > h or x0 + cw > w:
-            raise ValueError(
-                f'instance {inst.id}: box at ({x0}, {y0}) size {cw}x{ch} leaves the {w}x{h} image'
-            )
-        full = np.zeros((h, w), bool)
-        full[y0 : y0 + ch, x0 : x0 + cw] = crop
-        p = inst.phrase
-        span = PhraseSpan(p.text, int(p.char_start), int(p.char_end)) if p.text else None
-        instances.append(InstanceResult(full, float(inst.relevance), span, int(inst.id)))
-    if final.shape != (h, w):
-        if final.size:
-            raise ValueError(f'merged mask is {final.shape}, image is {(h, w)}')
-        final = np.zeros((h, w), bool)
-        for inst in instances:
-            final |= inst.mask
-    return GresPrediction(
-        instances,
-        final,
-        bool(msg.no_target),
-        float(msg.no_target_probability),
-        msg.instruction,
-        bool(msg.truncated),
-        {'total': float(msg.inference_time_ms)},
-    )

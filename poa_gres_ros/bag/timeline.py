@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 
-from poa_gres_ros.bag import messages as M
 from poa_gres_ros.bag.typestore import (
     CAMERA_INFO,
     COMPRESSED_IMAGE,
@@ -49,6 +48,7 @@ from poa_gres_ros.bag.typestore import (
     POSE_ARRAY,
     STRING,
 )
+from poa_gres_ros.conversions import result_msgs as R
 
 ROLES = ('image', 'camera_info', 'depth', 'instruction', 'ground_truth', 'gt_objects')
 DEFAULT_TOPICS = {
@@ -164,9 +164,9 @@ class Frame:
 def _gt_record(msg, order: int) -> GroundTruth:
     from poa_gres_ros.conversions.depth3d import geometry_from_msg
 
-    pred = M.prediction_from_msg(msg)
+    pred = R.prediction_from_msg(msg)
     return GroundTruth(
-        M.stamp_ns(msg.header.stamp),
+        R.stamp_ns(msg.header.stamp),
         order,
         pred.final_mask.shape,
         np.packbits(pred.final_mask.reshape(-1)),
@@ -201,7 +201,7 @@ def _depth_input(msg, info, rgb) -> DepthInput:
 
     if msg is None:
         return DepthInput(None, None, None, 'depth image not found in the bag')
-    stamp = M.stamp_ns(msg.header.stamp)
+    stamp = R.stamp_ns(msg.header.stamp)
     if isinstance(rgb, str):
         return DepthInput(None, None, stamp, 'the colour image was not converted')
     try:
@@ -301,7 +301,7 @@ class BagTimeline:
                 self.instructions.append(Instruction(n, seq if text.strip() else 0, log_ns, text))
             elif role == 'image':
                 msg = reader.deserialize(raw, conn.msgtype)
-                stamp = M.stamp_ns(msg.header.stamp)
+                stamp = R.stamp_ns(msg.header.stamp)
                 if prev_stamp is not None and stamp < prev_stamp:
                     self.stamp_jumps_back += 1
                     loop += 1
@@ -314,11 +314,11 @@ class BagTimeline:
                 gts.setdefault(rec.stamp_ns, []).append(rec)
             elif role == 'depth':
                 hdr = reader.deserialize(raw, conn.msgtype).header
-                self.depth_stamps.append((M.stamp_ns(hdr.stamp), order))
+                self.depth_stamps.append((R.stamp_ns(hdr.stamp), order))
             elif role == 'gt_objects':
                 msg = reader.deserialize(raw, conn.msgtype)
                 pos = [np.array([p.position.x, p.position.y, p.position.z]) for p in msg.poses]
-                objects.setdefault(M.stamp_ns(msg.header.stamp), []).append((order, pos))
+                objects.setdefault(R.stamp_ns(msg.header.stamp), []).append((order, pos))
         self._pair(gts)
         for f in self.frames:  # object poses pair with the frame's ground truth (rule 5)
             cands = objects.get(f.stamp_ns)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from poa_gres_ros.core.mask_geometry import mask_geometry
+
 
 @dataclass(frozen=True)
 class PhraseSpan:
@@ -54,25 +56,18 @@ class InstanceResult:
     @property
     def area_px(self) -> int:
         """Mask area in pixels."""
-        return int(self.mask.sum())
+        return mask_geometry(self.mask)[1]
 
     @property
     def box_xyxy_px(self) -> tuple[int, int, int, int]:
         """Tight box ``(x0, y0, x1, y1)`` in pixels, x1/y1 exclusive; (0, 0, 0, 0) if empty."""
-        ys = np.flatnonzero(self.mask.any(axis=1))
-        xs = np.flatnonzero(self.mask.any(axis=0))
-        if ys.size == 0:
-            return (0, 0, 0, 0)
-        return (int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1)
+        return mask_geometry(self.mask)[0]
 
     @property
     def centroid_xy_px(self) -> tuple[float, float]:
         """Mean pixel centre ``(x, y)`` in pixels (pixel (x, y) has centre x + 0.5, y + 0.5);
         (nan, nan) if the mask is empty."""
-        ys, xs = np.nonzero(self.mask)
-        if ys.size == 0:
-            return (float('nan'), float('nan'))
-        return (float(xs.mean()) + 0.5, float(ys.mean()) + 0.5)
+        return mask_geometry(self.mask)[2]
 
 
 @dataclass

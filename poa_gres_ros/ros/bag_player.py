@@ -34,7 +34,6 @@ Fast DDS: when it starts the node, the player sets ``FASTDDS_BUILTIN_TRANSPORTS=
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import signal
@@ -48,6 +47,7 @@ from poa_gres_ros.bag.live_eval import LiveCapture
 from poa_gres_ros.bag.timeline import BagTimeline
 from poa_gres_ros.bag.typestore import COMPRESSED_IMAGE
 from poa_gres_ros.ros.launch_commands import NodeLaunch, node_commands
+from poa_gres_ros.ros.result_msgs import rclpy_message_class
 
 CLOCK_PERIOD_S = 0.025
 PLAY_ROLES = ('instruction', 'image', 'camera_info')
@@ -94,11 +94,6 @@ class LiveSettings:
             raise ValueError(
                 f"image_qos must be 'reliable' or 'best_effort', got {self.image_qos!r}"
             )
-
-
-def _msg_class(msgtype: str):
-    pkg, kind, name = msgtype.split('/')
-    return getattr(importlib.import_module(f'{pkg}.{kind}'), name)
 
 
 def node_argv(settings: LiveSettings, image_topic: str, compressed: bool) -> list[str]:
@@ -232,15 +227,17 @@ def _publishers(node, timeline: BagTimeline, image_topic: str, settings: LiveSet
     cam_qos = QoSProfile(depth=5, reliability=rel)
     pubs = {
         'image': node.create_publisher(
-            _msg_class(timeline.msgtypes['image']), image_topic, cam_qos
+            rclpy_message_class(timeline.msgtypes['image']), image_topic, cam_qos
         ),
         'instruction': node.create_publisher(
-            _msg_class(timeline.msgtypes['instruction']), '/instruction', INSTRUCTION_QOS
+            rclpy_message_class(timeline.msgtypes['instruction']), '/instruction', INSTRUCTION_QOS
         ),
     }
     if 'camera_info' in timeline.topics:
         pubs['camera_info'] = node.create_publisher(
-            _msg_class(timeline.msgtypes['camera_info']), timeline.topics['camera_info'], cam_qos
+            rclpy_message_class(timeline.msgtypes['camera_info']),
+            timeline.topics['camera_info'],
+            cam_qos,
         )
     if settings.clock:
         pubs['clock'] = node.create_publisher(Clock, '/clock', QoSProfile(depth=1))
