@@ -1,9 +1,14 @@
 """The tabletop command vocabulary: Whisper domain prompt and a JSGF grammar for pocketsphinx.
 
-One word list feeds both recognisers, so they agree on what the robot understands. The words
-are those of the tabletop referring expressions (objects of the simulated table scenes:
-mug/cup, duck, teddy, lego brick/block, jenga block, domino, cube, sphere/ball, tray, soccer
-ball; colours; sizes; spatial relations; quantifiers such as "both" and "all").
+One word list feeds both recognisers, so they agree on what the robot understands, and the
+list comes from the tabletop data generator that the model learnt from: nouns and their
+synonyms and the colours from ``tabletop.catalog``, the size, superlative, ordinal, number,
+relation and command words from ``tabletop.language`` (a word the generator gains flows in
+here). What the generator's templates write around those lists ("where is", "on the far
+left", "as well as") is :data:`TEMPLATE_WORDS` below; a test samples the generator and names
+any word the grammar lacks. :data:`EXTRA_COMMANDS` and :data:`EXTRA_RELATIONS` add what a
+person says to a robot around a referring expression ("put the mug on the tray") that the
+generator never writes.
 
 JSGF: W3C Java Speech Grammar Format 1.0 (https://www.w3.org/TR/jsgf/), as read by
 pocketsphinx 5 (``Decoder.set_jsgf_string``). Words missing from pocketsphinx's
@@ -16,37 +21,69 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# fmt: off
-VERBS: tuple[str, ...] = (
-    'pick up', 'grab', 'take', 'get', 'give me', 'hand me', 'bring me', 'show me', 'find',
-    'point at', 'put', 'move', 'place', 'push', 'select', 'segment', 'touch',
+from poa_gres_ros.tabletop import catalog, language
+from poa_gres_ros.tabletop.facts import SIDES
+
+
+def _flat(groups) -> tuple[str, ...]:
+    """Distinct phrases of an iterable of phrase tuples, in first-seen order."""
+    return tuple(dict.fromkeys(p for g in groups for p in g))
+
+
+TEMPLATE_WORDS = {
+    'lead': ('please', 'where is', 'where are'),
+    'determiners': ('the', 'all', 'all the', 'every', 'both', 'the two'),
+    'ordinal': ('first',),
+    'generic_phrases': ('everything',),
+    'joiners': ('and', 'as well as', 'that is'),
+}
+"""Words of ``tabletop.language``'s templates that are not in its word lists."""
+EXTRA_COMMANDS: tuple[str, ...] = ('put', 'move', 'place', 'hand me', 'bring me')
+EXTRA_RELATIONS: tuple[str, ...] = ('on', 'on top of', 'to')
+
+VERBS: tuple[str, ...] = _flat((language.COMMANDS, TEMPLATE_WORDS['lead'][1:], EXTRA_COMMANDS))
+DETERMINERS: tuple[str, ...] = _flat(
+    (
+        TEMPLATE_WORDS['determiners'],
+        *((f'the {n}', f'all {n}') for n in language.NUMBER_WORDS.values()),
+    )
 )
-DETERMINERS: tuple[str, ...] = (
-    'the', 'a', 'an', 'all', 'all the', 'both', 'both the', 'every', 'each', 'two', 'three',
+COLOURS: tuple[str, ...] = catalog.COLOURS
+SIZES: tuple[str, ...] = _flat(
+    (
+        *language.SIZE_WORDS.values(),
+        *language.SUPERLATIVE_WORDS.values(),
+        TEMPLATE_WORDS['ordinal'],
+        language.ORDINAL_WORDS.values(),
+        (f'{side}most' for side in SIDES),
+        SIDES,
+    )
 )
-COLOURS: tuple[str, ...] = (
-    'red', 'green', 'blue', 'yellow', 'orange', 'purple', 'pink', 'white', 'black', 'brown',
-    'gray', 'grey',
+NOUNS: tuple[str, ...] = _flat(
+    (
+        *((*n.singular, *n.plural) for n in catalog.NOUN_CLASSES.values()),
+        catalog.GENERIC_SINGULAR,
+        catalog.GENERIC_PLURAL,
+        TEMPLATE_WORDS['generic_phrases'],
+    )
 )
-SIZES: tuple[str, ...] = (
-    'big', 'small', 'large', 'little', 'tall', 'short', 'biggest', 'smallest', 'largest',
-    'tallest', 'leftmost', 'rightmost', 'closest', 'nearest', 'middle',
+TAILS: tuple[str, ...] = _flat(
+    (
+        *((f'on the far {s}', f'on the {s}', f'from the {s}') for s in SIDES),
+        (f'{o} from the {s}' for o in language.ORDINAL_WORDS.values() for s in SIDES),
+    )
 )
-NOUNS: tuple[str, ...] = (
-    'mug', 'mugs', 'cup', 'cups', 'duck', 'ducks', 'rubber duck', 'rubber ducks', 'teddy',
-    'teddies', 'teddy bear', 'teddy bears', 'lego brick', 'lego bricks', 'lego block',
-    'lego blocks', 'lego', 'legos', 'jenga block', 'jenga blocks', 'brick', 'bricks', 'block',
-    'blocks', 'domino', 'dominoes', 'cube', 'cubes', 'sphere', 'spheres', 'ball', 'balls',
-    'soccer ball', 'soccer balls', 'tray', 'trays', 'object', 'objects', 'thing', 'things',
-    'toy', 'toys', 'one', 'ones', 'table',
+"""What follows a noun in an ordinal phrase ("the mug on the far left", "the cup second from
+the right")."""
+RELATIONS: tuple[str, ...] = _flat(
+    (
+        *language.RELATION_WORDS.values(),
+        ('closest to',),
+        (f'that is {r}' for g in language.RELATION_WORDS.values() for r in g),
+        TEMPLATE_WORDS['joiners'][:2],
+        EXTRA_RELATIONS,
+    )
 )
-RELATIONS: tuple[str, ...] = (
-    'left of', 'right of', 'to the left of', 'to the right of', 'on the left of',
-    'on the right of', 'next to', 'near', 'beside', 'behind', 'in front of', 'on', 'on top of',
-    'in', 'inside', 'under', 'between', 'closest to', 'nearest to', 'farthest from', 'above',
-    'below', 'with', 'and',
-)
-# fmt: on
 
 # Pronunciations for words that cmudict-en-us.dict (pocketsphinx 5.1.1) lacks.
 EXTRA_PRONUNCIATIONS: dict[str, str] = {
@@ -67,17 +104,20 @@ class Vocabulary:
     colours: tuple[str, ...] = COLOURS
     sizes: tuple[str, ...] = SIZES
     nouns: tuple[str, ...] = NOUNS
+    tails: tuple[str, ...] = TAILS
     relations: tuple[str, ...] = RELATIONS
     extra_pronunciations: dict[str, str] = field(default_factory=lambda: dict(EXTRA_PRONUNCIATIONS))
 
     def words(self) -> list[str]:
-        """Every distinct single word of the vocabulary, sorted."""
+        """Every distinct single word of the vocabulary (``please`` included), sorted."""
         phrases = (
+            'please',
             *self.verbs,
             *self.determiners,
             *self.colours,
             *self.sizes,
             *self.nouns,
+            *self.tails,
             *self.relations,
         )
         return sorted({w for p in phrases for w in p.split()})
@@ -101,7 +141,8 @@ PROMPT_NOUNS: tuple[str, ...] = (
 PROMPT_COLOURS: tuple[str, ...] = ('red', 'green', 'blue', 'yellow')
 PROMPT_SIZES: tuple[str, ...] = ('biggest', 'smallest')
 PROMPT_RELATIONS: tuple[str, ...] = ('left of', 'right of', 'next to')
-"""Default Whisper prompt words (the same lists are in config/speech.yaml ``prompt.*``)."""
+"""Default Whisper prompt words, chosen on a dev set (test/data/speech/README.md); every one is
+a word of the vocabulary (tested); ``speech_node`` parameters ``prompt.*`` override them."""
 
 
 def _clean(words) -> list[str]:
@@ -159,8 +200,8 @@ def jsgf_grammar(vocab: Vocabulary | None = None, name: str = 'tabletop') -> str
 
     Shape (optional parts in brackets)::
 
-        <command> = [<verb>] <phrase> [<relation> <phrase>]
-        <phrase>  = [<det>] [<size>] [<colour>] <noun>
+        <command> = [please] [<verb>] <phrase> [<relation> <phrase>]
+        <phrase>  = [<det>] [<size>] [<colour>] <noun> [<tail>]
 
     Kept this small on purpose: a Kleene star over relations or extra phrase shapes made
     pocketsphinx 3-10x slower (search space) without fewer word errors on the fixtures.
@@ -174,13 +215,14 @@ def jsgf_grammar(vocab: Vocabulary | None = None, name: str = 'tabletop') -> str
         'colour': _alternatives(v.colours),
         'size': _alternatives(v.sizes),
         'noun': _alternatives(v.nouns),
+        'tail': _alternatives(v.tails),
         'relation': _alternatives(v.relations),
     }
     lines = [
         '#JSGF V1.0;',
         f'grammar {name};',
-        'public <command> = [<verb>] <phrase> [<relation> <phrase>];',
-        '<phrase> = [<det>] [<size>] [<colour>] <noun>;',
+        'public <command> = [please] [<verb>] <phrase> [<relation> <phrase>];',
+        '<phrase> = [<det>] [<size>] [<colour>] <noun> [<tail>];',
     ]
     lines += [f'<{k}> = {alts};' for k, alts in rules.items()]
     return '\n'.join(lines) + '\n'
