@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_gres_yaml_lists_every_parameter_with_its_default():
-    from poa_gres_ros.ros.node_params import SPECS
+    from poa_gres_ros.core.node_settings import SPECS
 
     doc = yaml.safe_load((ROOT / 'config' / 'gres.yaml').read_text())
     params = doc['/**']['ros__parameters']
@@ -48,14 +48,14 @@ def test_descriptors_carry_ranges_and_read_only():
     ],
 )
 def test_check_value_reasons(name, value, needle):
-    from poa_gres_ros.ros.node_params import check_value
+    from poa_gres_ros.core.node_settings import check_value
 
     assert needle in check_value(name, value)
     assert check_value('use_sim_time', True) is None
 
 
 def test_settings_update_uses_incoming_values_only():
-    from poa_gres_ros.ros.node_params import SPECS, NodeSettings
+    from poa_gres_ros.core.node_settings import SPECS, NodeSettings
 
     s = NodeSettings.from_values({k: v.default for k, v in SPECS.items()})
     s2 = s.updated({'relevance_threshold': 0.8, 'max_instances': 3, 'model_dir': 'ignored'})

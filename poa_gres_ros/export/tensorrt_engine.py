@@ -31,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from poa_gres_ros.core.inference_options import PRECISIONS
 from poa_gres_ros.export.artifacts import (
     canonical_json,
     file_sha256,
@@ -43,7 +44,6 @@ from poa_gres_ros.export.artifacts import (
 from poa_gres_ros.export.wrappers import BATCH_DIM, TOKENS_DIM, VISION_GRAPH
 
 ENGINE_FORMAT = 'poa_gres_ros.trt_engine/1'
-PRECISIONS = ('fp32', 'fp16', 'int8')
 MIN_TENSORRT_MAJOR = 10
 _log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ import os
 import time
 from pathlib import Path
 
+from poa_gres_ros.core.inference_options import PRECISIONS
 from poa_gres_ros.core.model_config import POAConfig
 from poa_gres_ros.export.artifacts import default_cache_dir, ensure_writable_dir, exclusive_lock
 from poa_gres_ros.export.tensorrt_engine import (
-    PRECISIONS,
     EngineSpec,
     build_engine,
     engine_dir,

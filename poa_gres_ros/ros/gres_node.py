@@ -40,6 +40,13 @@ from std_msgs.msg import Bool, String
 from visualization_msgs.msg import MarkerArray
 
 from poa_gres_ros.conversions.image_msgs import ImageConversionError
+from poa_gres_ros.core.node_settings import (
+    DYNAMIC,
+    SPECS,
+    NodeSettings,
+    check_value,
+    validate_incoming,
+)
 from poa_gres_ros.core.visualize import draw_overlay
 from poa_gres_ros.msg import GresInstances
 from poa_gres_ros.ros import geometry_viz
@@ -49,19 +56,12 @@ from poa_gres_ros.ros.diagnostics import build_diagnostics
 from poa_gres_ros.ros.frame_processor import Frame, FrameProcessor
 from poa_gres_ros.ros.image_input import ImageInput
 from poa_gres_ros.ros.instruction_state import InstructionState
-from poa_gres_ros.ros.node_params import (
-    SPECS,
-    NodeSettings,
-    check_value,
-    declare_all,
-    validate_incoming,
-)
+from poa_gres_ros.ros.node_params import declare_all
 from poa_gres_ros.ros.node_stats import KeyedThrottle, LatestSlot, NodeStats, stamp_latency_ms
 from poa_gres_ros.ros.predictor_loading import load_predictor
 from poa_gres_ros.ros.result_msgs import rgb8_image
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-DYNAMIC = {n for n, s in SPECS.items() if not s.read_only}
 
 
 class GresNode(LifecycleNode):

@@ -14,13 +14,15 @@ builds its own; engines do not move between GPUs or TensorRT versions). Needs Te
 
 from __future__ import annotations
 
+from poa_gres_ros.core.inference_options import PRECISIONS
+
 VERB = 'build-engine'
 HELP = 'build/cache TensorRT engines for a model folder (TensorRT 10+, CUDA GPU)'
 
 
 def add_arguments(parser):
     parser.add_argument('model_dir', help='model folder (path or name under models/)')
-    parser.add_argument('--precision', choices=('fp32', 'fp16', 'int8'), default='fp16')
+    parser.add_argument('--precision', choices=PRECISIONS, default='fp16')
     parser.add_argument('--device', default='cuda:0', help='CUDA device (default cuda:0)')
     parser.add_argument(
         '--cache-dir',

@@ -100,9 +100,9 @@ def _resolve_model(name: str) -> Path:
 
 def run(args) -> int:
     from poa_gres_ros.bag.live_eval import evaluate_live
-    from poa_gres_ros.bag.params import node_parameters, thresholds_from_parameters
     from poa_gres_ros.bag.report import format_summary, write_report
     from poa_gres_ros.bag.timeline import BagTimeline
+    from poa_gres_ros.core.node_settings import NodeSettings, read_parameter_file
     from poa_gres_ros.ros.launch_commands import config_file
     from poa_gres_ros.tools.replay import import_player
 
@@ -142,8 +142,8 @@ def run(args) -> int:
         return 3
     result = evaluate_live(timeline, capture)
     live_s = time.perf_counter() - t1
-    values = node_parameters(params)
-    thresholds = thresholds_from_parameters(values)
+    values = read_parameter_file(params)
+    thresholds = NodeSettings.from_values(values).thresholds
     meta = {
         'model': str(model),
         'backend': values.get('backend', 'auto'),

@@ -85,16 +85,16 @@ def _meta(args, model, backend, thresholds) -> dict:
 
 
 def run(args) -> int:
-    from poa_gres_ros.bag.params import node_parameters, thresholds_from_parameters
     from poa_gres_ros.bag.report import format_summary, write_report
     from poa_gres_ros.bag.timeline import BagTimeline, parse_topic_map
+    from poa_gres_ros.core.node_settings import NodeSettings, read_parameter_file
     from poa_gres_ros.ros.launch_commands import config_file
 
     timeline = BagTimeline.open(args.bag, parse_topic_map(args.topic))
     if args.params_file is None:
         args.params_file = str(config_file('gres.yaml'))
-    values = node_parameters(args.params_file)
-    thresholds = thresholds_from_parameters(values)
+    values = read_parameter_file(args.params_file)
+    thresholds = NodeSettings.from_values(values).thresholds
     model = args.model or values.get('model_dir', 'tabletop')
     backend = args.backend or values.get('backend', 'torch')
     out = Path(args.out or f'reports/replay_{"live" if args.live else "offline"}')

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from poa_gres_ros.core.inference_options import AUTO_ORDER, BACKENDS
 from poa_gres_ros.core.model_config import POAConfig
 from poa_gres_ros.export.wrappers import (  # one definition, shared with the ONNX graphs
     TEXT_INPUT_NAMES,
@@ -37,12 +38,7 @@ from poa_gres_ros.export.wrappers import (  # one definition, shared with the ON
     VISION_OUTPUT_NAMES,
 )
 
-BACKEND_MODULES = {
-    'tensorrt': 'poa_gres_ros.inference.backends.tensorrt_backend',
-    'onnxruntime': 'poa_gres_ros.inference.backends.onnxruntime_backend',
-    'torch': 'poa_gres_ros.inference.backends.torch_backend',
-}
-AUTO_ORDER = ('tensorrt', 'onnxruntime', 'torch')
+BACKEND_MODULES = {name: f'poa_gres_ros.inference.backends.{name}_backend' for name in BACKENDS}
 _log = logging.getLogger(__name__)
 
 __all__ = [
