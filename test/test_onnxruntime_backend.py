@@ -174,7 +174,6 @@ def test_options_and_providers(tiny):
         cache_dir=tiny['cache_dir'],
         intra_op_threads=1,
         graph_optimization='basic',
-        warmup_runs=0,
     )
     opts = be.sessions[VISION_GRAPH].get_session_options()
     assert opts.intra_op_num_threads == 1
@@ -247,7 +246,6 @@ def test_num_threads_is_the_common_thread_option(tiny):
         cache_dir=str(tiny['cache_dir']),
         export_if_missing=False,
         num_threads=1,
-        warmup_runs=0,
     )
     assert be.intra_op_threads == 1
     code = (
@@ -266,5 +264,4 @@ def test_num_threads_is_the_common_thread_option(tiny):
             cache_dir=str(tiny['cache_dir']),
             export_if_missing=False,
             num_threads=0,
-            warmup_runs=0,
         )

@@ -90,7 +90,11 @@ SPECS: dict[str, ParameterSpec] = {
         read_only=True,
     ),  # fmt: skip
     'warmup_runs': ParameterSpec(
-        1, 'Dummy inferences run at activation before the node reports ready.', True, (0, 20)
+        3,
+        'Dummy inferences run at activation before the node reports ready (the first runs of '
+        'a backend are several times slower, TensorRT most).',
+        True,
+        (0, 20),
     ),
     'diagnostics_period_s': ParameterSpec(
         1.0, 'Period of /diagnostics and of the QoS check, seconds.', True, (0.1, 60.0)

@@ -331,26 +331,18 @@ class Predictor:
             self.grounding_rule,
         )
 
-    def warmup(self, runs: int = 2) -> float:
-        """Run the text and vision stages on a dummy input so the first real frame is not slow
-        (allocators, oneDNN primitives, CUDA/TensorRT contexts). Leaves the current instruction
-        and the cache untouched.
+    def warmup(self, runs: int = 2, should_stop=None) -> float:
+        """Warm the backend up (``Backend.warmup``) so the first real frame is not slow. Leaves
+        the current instruction and the cache untouched.
 
+        Args:
+            runs: dummy runs. should_stop: polled before each run; True ends early.
         Returns:
-            Milliseconds of the last run.
+            Milliseconds of the last run (0 when none ran).
         """
-        tok = tokenize(self._tokenizer, ['warm up'], self.max_tokens)
-        ids = tok.input_ids.numpy().astype(np.int64)
-        mask = tok.attention_mask.numpy().astype(np.int64)
-        x = np.zeros((1, 3, *self.input_size_hw), np.float32)
-        last = 0.0
         with self._run_lock:
-            for _ in range(max(1, runs)):
-                t = time.perf_counter()
-                feats = np.asarray(self._backend.encode_text(ids, mask), np.float32)
-                self._backend.run_vision(x, feats, mask)
-                last = (time.perf_counter() - t) * 1e3
-        return last
+            times = self._backend.warmup(runs, should_stop)
+        return times[-1] * 1e3 if times else 0.0
 
     def close(self) -> None:
         """Release the backend."""

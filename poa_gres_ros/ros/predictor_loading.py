@@ -1,8 +1,9 @@
 """Load and warm up the predictor for the node (no ROS imports; called by on_activate).
 
-Warm-up (field fault #19): the first inferences of a backend are much slower (allocations,
-kernel selection, engine deserialisation), so ``warmup_runs`` dummy frames run before the node
-subscribes to images and reports itself active.
+Warm-up: the first inferences of a backend are much slower (allocations, kernel selection,
+TensorRT execution contexts; seconds on a Jetson), and a node that reported itself active
+would then drop or delay the first camera frames. So ``warmup_runs`` dummy runs
+(``Backend.warmup``) happen before the node subscribes to images and reports itself active.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
 
 from poa_gres_ros.core.thresholds import Thresholds
 
@@ -49,12 +48,5 @@ def load_predictor(
         kwargs['num_threads'] = int(values['num_threads'])
     predictor = Predictor.from_model_dir(str(model_path), thresholds=thresholds, **kwargs)
     t0 = time.perf_counter()
-    if values['warmup_runs'] > 0:
-        h, w = predictor.input_size_hw
-        predictor.set_instruction('warm up')
-        for _ in range(values['warmup_runs']):
-            if should_stop():
-                break
-            predictor.predict(np.zeros((h, w, 3), np.uint8))
-        predictor.clear_instruction()
+    predictor.warmup(int(values['warmup_runs']), should_stop)
     return predictor, (time.perf_counter() - t0) * 1e3

@@ -23,7 +23,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +92,36 @@ class Backend(ABC):
         return {
             k: torch.from_numpy(np.ascontiguousarray(v)).to(images.device) for k, v in out.items()
         }
+
+    def warmup(self, runs: int = 2, should_stop: Callable[[], bool] | None = None) -> list[float]:
+        """Run the text and vision stages ``runs`` times on dummy inputs, so the first real
+        frame is not slow (allocators, oneDNN primitives, CUDA contexts, TensorRT engine
+        execution contexts). The only warm-up of the code base: the predictor and the node
+        call it; backends do not warm up on their own.
+
+        Args:
+            runs: dummy runs (0 = none).
+            should_stop: polled before each run; True ends the warm-up early (Ctrl-C).
+        Returns:
+            Wall seconds of each run.
+        """
+        h, w = self.config.input.size_hw
+        ids = np.array([[101, 2000, 102]], np.int64)  # [CLS] a-word [SEP] of a BERT vocabulary
+        mask = np.ones_like(ids)
+        images = np.zeros((1, 3, h, w), np.float32)
+        times = []
+        for _ in range(runs):
+            if should_stop is not None and should_stop():
+                break
+            t0 = time.perf_counter()
+            self.run_vision(images, self.encode_text(ids, mask), mask)
+            times.append(time.perf_counter() - t0)
+        if times:
+            _log.info(
+                '%s warm-up: %d runs, first %.1f ms, last %.1f ms',
+                self.name, len(times), times[0] * 1e3, times[-1] * 1e3,
+            )  # fmt: skip
+        return times
 
     def describe(self) -> str:
         """One line for logs: backend, device and anything that matters (precision, engine)."""

@@ -20,7 +20,6 @@ burns CPU and makes the frame slower. Measured on the 2-core development machine
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -182,18 +181,6 @@ class OnnxRuntimeBackend(Backend):
         outs = self.sessions[VISION_GRAPH].run(list(VISION_OUTPUT_NAMES), feeds)
         return dict(zip(VISION_OUTPUT_NAMES, outs))
 
-    def warmup(self, runs: int = 2) -> float:
-        """Run both graphs ``runs`` times on dummy inputs (first runs allocate and pick
-        kernels); returns the seconds it took."""
-        t0 = time.perf_counter()
-        h, w = self.config.input.size_hw
-        ids = np.array([[101, 2000, 102]], np.int64)
-        mask = np.ones_like(ids)
-        for _ in range(max(1, runs)):
-            feats = self.encode_text(ids, mask)
-            self.run_vision(np.zeros((1, 3, h, w), np.float32), feats, mask)
-        return time.perf_counter() - t0
-
     def describe(self) -> str:
         import onnxruntime as ort
 
@@ -234,7 +221,6 @@ def create(
     use_tensorrt_provider: bool = True,
     precision: str = 'fp32',
     spin_wait: bool = False,
-    warmup_runs: int = 2,
     num_threads: int | None = None,
 ) -> OnnxRuntimeBackend:
     """Find (or export, see ``find_or_export_onnx``) the ONNX files and open the sessions.
@@ -244,7 +230,6 @@ def create(
         export_if_missing: export into the cache when no valid export exists.
         precision: 'fp32', or 'fp16' for the TensorRT execution provider only.
         spin_wait: busy-waiting worker threads (off by default, see the module docstring).
-        warmup_runs: dummy runs before returning (0 = none).
         num_threads: the backends' common name for ``intra_op_threads`` (used when that is
             None).
     Raises:
@@ -272,6 +257,4 @@ def create(
         precision == 'fp16',
         spin_wait,
     )
-    if warmup_runs:
-        _log.info('onnxruntime warm-up took %.2f s', backend.warmup(warmup_runs))
     return backend

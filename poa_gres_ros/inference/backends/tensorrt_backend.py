@@ -4,8 +4,8 @@
 matches this GPU, compute capability, TensorRT version, precision, input size, ONNX hash and
 profile, or builds one (logged: this can take minutes, several on a Jetson). A mismatched or
 corrupt engine, or one TensorRT refuses to deserialize, is rebuilt instead of crashing. Before
-a build the cache folder is checked for writability (clear error naming it). The backend warms
-up before ``create`` returns (the first TensorRT runs are ~10x slower, field fault 19).
+a build the cache folder is checked for writability (clear error naming it). The first TensorRT
+runs are about 10x slower: the node and the predictor warm up through ``Backend.warmup``.
 
 Runtime (``tensorrt_runtime.TrtEngine``): ``trt.Runtime.deserialize_cuda_engine``, one execution
 context per engine, name-based tensor I/O (``set_input_shape``, ``set_tensor_address``) and
@@ -18,7 +18,6 @@ this module imports anywhere and ``available`` says exactly why TensorRT is not 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -72,19 +71,6 @@ class TensorRTBackend(Backend):
             {'images': images, 'text_features': text_features, 'text_mask': text_mask}
         )
         return {k: out[k].float().to(images.device) for k in VISION_OUTPUT_NAMES}
-
-    def warmup(self, runs: int = 3) -> list[float]:
-        """Run both engines on dummy inputs; returns the seconds of each vision run."""
-        h, w = self.config.input.size_hw
-        ids = np.array([[101, 2000, 102]], np.int64)
-        mask = np.ones_like(ids)
-        times = []
-        for _ in range(max(1, runs)):
-            t0 = time.perf_counter()
-            feats = self.encode_text(ids, mask)
-            self.run_vision(np.zeros((1, 3, h, w), np.float32), feats, mask)
-            times.append(time.perf_counter() - t0)
-        return times
 
     def describe(self) -> str:
         return f'tensorrt on {self.device}: {self.info}'
@@ -141,7 +127,6 @@ def create(
     calibration_images: int = 64,
     export_if_missing: bool = True,
     build_if_missing: bool = True,
-    warmup_runs: int = 3,
 ) -> TensorRTBackend:
     """Find or build the engines and return a warmed-up backend.
 
@@ -152,7 +137,6 @@ def create(
             (default half of max_tokens). workspace_mb: builder workspace limit.
         calibration_dataset / calibration_images: gRefCOCO folder and images for int8.
         export_if_missing / build_if_missing: allow the ONNX export / engine build.
-        warmup_runs: dummy runs before returning.
     Raises:
         RuntimeError: TensorRT not usable, cache not writable, build failed, or nothing cached
             and building not allowed. ValueError: bad option values.
@@ -174,13 +158,7 @@ def create(
         export_if_missing=export_if_missing,
         build_if_missing=build_if_missing,
     )
-    backend = TensorRTBackend(config, engines, device, info)
-    times = backend.warmup(warmup_runs) if warmup_runs else []
-    if times:
-        _log.info(
-            'TensorRT warm-up: first run %.1f ms, last %.1f ms', times[0] * 1e3, times[-1] * 1e3
-        )
-    return backend
+    return TensorRTBackend(config, engines, device, info)
 
 
 __all__ = ['TensorRTBackend', 'available', 'create']
