@@ -1,9 +1,10 @@
 """poa_gres_ros: Generalized Referring Expression Segmentation (InstAlign / POA) for robots.
 
-Layers (see shared design notes, architecture.md §2): ``core`` (configs, result types,
-metrics), ``modeling`` (the POA network), ``inference`` (predictor and backends), ``export``
-(ONNX, TensorRT), ``training``, ``tabletop`` (synthetic data), ``speech``, ``bag`` and
-``tools`` (the ``poa-gres`` CLI) run without ROS; only ``ros`` imports rclpy.
+Layers (the README's "Repository map" says which may import which): ``core`` (configs,
+result types, metrics), ``modeling`` (the POA network), ``export`` (ONNX, TensorRT),
+``inference`` (predictor and backends), ``training``, ``tabletop`` (synthetic data),
+``speech``, ``conversions`` (ROS message contents without rclpy), ``bag`` and ``tools`` (the
+``poa-gres`` CLI) run without ROS; only ``ros`` imports rclpy.
 
 In a colcon build the generated interfaces (``poa_gres_ros.msg``) live in the same Python
 package. ``extend_path`` lets a source checkout that is first on ``sys.path`` still find them

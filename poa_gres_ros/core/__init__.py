@@ -1,0 +1,15 @@
+"""The lowest layer: types, configurations and pure-numpy rules shared by every other layer
+(no torch, no ROS; imports nothing else of this package).
+
+- ``model_config``: the model's architecture configuration (``POAConfig``, saved with a model).
+- ``model_presets``: the named presets ``paper``, ``tabletop``, ``tiny`` and ``get_preset``.
+- ``thresholds``: the post-processing thresholds (``Thresholds``).
+- ``inference_options``: backend and precision names.
+- ``node_settings``: the node's parameter table and settings snapshot.
+- ``results``: the result types (``GresPrediction``, ``InstanceResult``, ``PhraseSpan``).
+- ``mask_geometry``: box, area and centroid of a mask.
+- ``geometry3d``: depth decoding, intrinsics and the 3D geometry of an instance.
+- ``stamp_pairing``: pairing messages by header stamp in a bounded buffer.
+- ``metrics``: gRefCOCO and Ref-ZOM metrics, counted as the reference evaluators.
+- ``visualize``: overlays of a prediction (and of the ground truth).
+"""

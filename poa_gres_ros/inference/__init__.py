@@ -1,5 +1,12 @@
 """Inference: the Predictor facade, backends and model-folder lookup.
 
+- ``predictor``: ``Predictor`` (instruction cache, single and batched prediction).
+- ``postprocess``: backend outputs to results at the source resolution (numpy).
+- ``batch``: batched results in torch (``Predictor.predict_batch``).
+- ``backends``: torch, ONNX Runtime and TensorRT behind one interface.
+- ``engine_artifacts``: find or build the TensorRT engines of a model on this GPU.
+- ``model_dirs``: a model folder from a path or a name.
+
 from poa_gres_ros.inference import Predictor
 p = Predictor.from_model_dir('tabletop')
 p.set_instruction('the red mug and the duck on the left')

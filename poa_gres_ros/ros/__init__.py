@@ -1,0 +1,22 @@
+"""The ROS 2 layer, the only one that imports rclpy and the generated messages.
+
+Nodes and what they are made of:
+
+- ``gres_node``: the GRES lifecycle node (image + instruction -> instances).
+- ``node_params``: its parameter descriptors and declaration (the table is
+  ``core/node_settings.py``).
+- ``image_input``: image subscriptions (raw, compressed, QoS 'auto', loss count).
+- ``depth_input``: the optional depth + CameraInfo input and the 3D fields of a result.
+- ``instruction_state``: the current instruction, its id, expiry and binding to images.
+- ``frame_processor``: one frame through the predictor into a result message.
+- ``result_msgs``: the node's rclpy messages (through ``conversions.result_msgs``).
+- ``geometry_viz``: point cloud and markers of the 3D result.
+- ``node_stats``: the single-slot frame buffer, counters and latencies.
+- ``diagnostics``: /diagnostics from the node's statistics.
+- ``qos``: QoS profiles and the mismatch check.
+- ``predictor_loading``: loading and warming up the predictor at activation.
+- ``speech_node`` and ``speech_params``: the speech node and its parameters.
+- ``launch_commands``: the node command lines (the launch file's stand-in, no rclpy).
+- ``process_exit``: the node executables' fast, orderly exit.
+- ``bag_player``: live bag replay into a running node.
+"""

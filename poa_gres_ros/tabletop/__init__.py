@@ -2,7 +2,8 @@
 
 Modules, one concern each: ``catalog`` (object types, palette, sizes, nouns, held-out pairs),
 ``scene`` (seeded layout, settling), ``camera`` (poses, intrinsics, lighting), ``render``
-(RGB, instance masks, visibility rule), ``queries`` (meaning and exact ground truth),
+(RGB, instance masks, visibility rule), ``facts`` (attribute filters and what one view
+tells about them), ``queries`` (meaning and exact ground truth),
 ``language`` (wording, paraphrases, phrase spans), ``expressions`` (balanced choice per view),
 ``writer`` (gRefCOCO json), ``dataset`` (splits, workers, summary, small evaluation set).
 
