@@ -16,7 +16,7 @@ other processes; inflated by worker threads spin-waiting). FLOPs per frame are c
 elementwise ops are not counted). Without ``--model`` the preset is built with its frozen
 pretrained parts and a seeded random decoder (latency does not depend on the weights' values).
 
-Targets (issue 6), 2 CPU cores: ONNX Runtime <= 0.75 x torch eager and <= 100 ms per frame
+Targets, 2 CPU cores: ONNX Runtime <= 0.75 x torch eager and <= 100 ms per frame
 (tabletop preset, instruction cached).
 """
 

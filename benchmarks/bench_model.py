@@ -12,7 +12,7 @@ input, backbone, pixel decoder, decoder, heads, upsampling to 480x640, grounding
 decoder side is reported relative to the backbone measured in the same run, so a loaded machine
 still gives a usable ratio. ``train_step_ms`` is one forward + backward of the trainable part on
 cached frozen features (batch 4), i.e. the cost of CPU training per 4 samples.
-Targets (issue 3): cached <= 0.85 x uncached; tabletop cached <= 150 ms per frame.
+Targets: cached <= 0.85 x uncached; tabletop cached <= 150 ms per frame.
 
 Every measurement records wall time (min, median, p90) and process CPU time (``cpu_median``,
 inflated by OpenMP spin-waiting). On a shared, overloaded machine the wall medians mostly

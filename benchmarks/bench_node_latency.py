@@ -50,8 +50,8 @@ def main() -> int:
 
     model_dir = str(resolve_model_dir(args.model))
     log = Path(tempfile.mkdtemp(prefix='bench_node_')) / 'gres_node.log'
-    # Reliable both ways: best-effort frames above ~0.5 MB are dropped now and then by Fast DDS
-    # (field fault #30), and one lost frame would stall this one-frame-in-flight measurement.
+    # Reliable both ways: best-effort frames above ~0.5 MB are dropped now and then by Fast DDS,
+    # and one lost frame would stall this one-frame-in-flight measurement.
     node = H.NodeUnderTest(model_dir, log, ['-p', 'image_qos:=reliable'])
     client = H.Client(reliable_images=True)
     bare = Predictor.from_model_dir(model_dir)

@@ -8,11 +8,11 @@ the node must drop stale frames) to gres_node running as a real process with
 config/gres.yaml. For every result, the end-to-end latency is publish -> result received
 (matched by header stamp). Every ``--window-s`` it prints the window's latency p50 / p99,
 frames received / processed / dropped (from /diagnostics) and the node's resident memory
-(VmRSS). The summary compares the first and last windows. Targets (issue 7): p99 <= 2 x p50;
+(VmRSS). The summary compares the first and last windows. Targets: p99 <= 2 x p50;
 memory growth <= 5 % (RSS at the end vs after the first window, i.e. after the model and
 the middleware have settled). ``--reliable`` publishes and subscribes images reliably
 (image_qos:=reliable): with the default best-effort subscription Fast DDS drops about half of
-the 640x480 frames in transport (counted as 'lost'; field fault #30).
+the 640x480 frames in transport (counted as 'lost').
 """
 
 from __future__ import annotations

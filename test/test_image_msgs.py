@@ -58,7 +58,7 @@ def test_big_endian_mono16_is_not_read_as_little_endian():
 
 
 def test_mono16_scales_before_colour_conversion():
-    """field fault #3: 16-bit values end up as v >> 8 in all three channels."""
+    """16-bit values end up as v >> 8 in all three channels."""
     values = np.array([[0, 255, 256, 4095, 65535, 32768]], np.uint16)
     fields = {
         'encoding': 'mono16',
@@ -82,7 +82,7 @@ def test_yuv422_variants_match_rgb8_within_rounding(encoding, pad):
 
 
 def test_yuv422_byte_orders_are_not_interchangeable():
-    """field fault #5: UYVY bytes labelled as YUYV give visibly different colours."""
+    """UYVY bytes labelled as YUYV give visibly different colours."""
     rgb = tile_picture()
     fields = encode(rgb, 'yuv422')  # UYVY bytes
     mislabelled = _convert(dict(fields, encoding='yuv422_yuy2'))
@@ -143,7 +143,7 @@ def test_bad_frames_raise_a_clear_error(change, needle):
 
 
 def test_padding_is_not_sheared():
-    """field fault #1: a reader that ignored step would shift every row by the padding."""
+    """Row padding: a reader that ignored step would shift every row by the padding."""
     rgb = tile_picture(height=16, width=30)
     fields = encode(rgb, 'bgr8', pad=2)
     sheared = np.frombuffer(fields['data'][: 16 * 30 * 3], np.uint8).reshape(16, 30, 3)

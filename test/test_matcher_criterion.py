@@ -1,5 +1,5 @@
 """Hungarian matcher vs brute force, point sampling, and the POA criterion on hand-built
-POAOutput-shaped tensors (spec §3.3, §5.1)."""
+POAOutput-shaped tensors (docs/method.md#matching, docs/method.md#losses)."""
 
 import itertools
 from dataclasses import dataclass, field

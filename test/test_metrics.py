@@ -1,7 +1,7 @@
-"""gRefCOCO / Ref-ZOM metrics against hand-computed cases (spec §6.2, §6.3).
+"""gRefCOCO / Ref-ZOM metrics against hand-computed cases (docs/method.md#metrics).
 
-Every branch of ReLA's post-2023-08-26 counting: no-target TP / FN, targeted TN / FP (the
-predicted mask of an FP still enters U), empty union, per-type split, Pr@X boundaries.
+Every branch of ReLA's counting after its fix in commit 884ef17: no-target TP / FN, targeted TN
+/ FP (the predicted mask of an FP still enters U), empty union, per-type split, Pr@X boundaries.
 """
 
 import numpy as np
@@ -49,7 +49,7 @@ def test_no_target_true_positive_ignores_predicted_pixels():
 def test_no_target_false_negative_adds_predicted_area_to_union():
     r = count_sample(P_SHIFT, EMPTY, pred_no_target=False, gt_no_target=True)
     assert (r.intersection_px, r.union_px, r.iou, r.outcome) == (0, 4, 0.0, 'FN')
-    # a blank mask without the flag still scores IoU 0 (spec §6.2 note)
+    # a blank mask without the flag still scores IoU 0 (docs/method.md#grefcoco-metrics)
     r = count_sample(EMPTY, EMPTY, pred_no_target=False, gt_no_target=True)
     assert (r.union_px, r.iou, r.outcome) == (0, 0.0, 'FN')
 
@@ -70,7 +70,7 @@ def test_targeted_false_positive_keeps_predicted_mask_in_union():
         'FP',
         'multi',
     )
-    # with the mask blanked (our Predictor, spec §4.2) U is only the GT
+    # with the mask blanked (our Predictor, docs/method.md#no-target) U is only the GT
     r = count_sample(EMPTY, G, pred_no_target=True, gt_no_target=False)
     assert (r.union_px, r.outcome) == (4, 'FP')
 

@@ -176,7 +176,7 @@ def test_zero_relevance_gives_empty_final_mask(tiny):
     assert torch.all(out.relevance == 0)
     for layer in out.all_layers:
         assert torch.all(layer.merged_mask_logits == 0)  # sum_i 0 * PReLU(S_i)
-    final = out.merged_mask > 0.5  # spec §4.1: final mask = M > 0.5
+    final = out.merged_mask > 0.5  # docs/method.md#aggregation: final mask = M > 0.5
     assert not final.any()
 
 

@@ -22,7 +22,7 @@ DATA = ROOT / 'test' / 'data' / 'speech'
 NODE = ['python', 'scripts/speech_node', '--ros-args', '--params-file', 'config/speech.yaml']
 CHUNK_S = 0.1
 SPEED = 2.0  # playback speed relative to real time
-WER_BOUND_WHISPER = 0.15  # issue 8
+WER_BOUND_WHISPER = 0.15  # the target for spoken commands
 WER_BOUND_POCKETSPHINX = 0.50  # documented regression bound (measured 0.27-0.34)
 
 

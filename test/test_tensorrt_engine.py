@@ -133,7 +133,7 @@ def test_rebuild_decision(meta, tmp_path):
     cases = {
         'tensorrt_version': replace(spec, tensorrt_version='10.7.0'),
         'gpu_name': replace(spec, gpu_name='RTX 4090'),
-        'compute_capability': replace(spec, compute_capability='6.1'),  # field fault 16
+        'compute_capability': replace(spec, compute_capability='6.1'),  # another GPU generation
         'precision': replace(spec, precision='fp32'),
         'onnx_sha256': replace(spec, onnx_sha256='0' * 64),
         'profile': replace(spec, profile={}),

@@ -1,5 +1,5 @@
 """Trainer, optimizer, schedule, checkpoints, feature cache and the train/eval CLIs on the
-tiny preset and a fixture dataset written by the test (issue 4)."""
+tiny preset and a fixture dataset written by the test."""
 
 import csv
 import json

@@ -1,4 +1,6 @@
-"""Per-instance 3D errors of a replay against the bag's ground truth (docs/geometry3d.md §4).
+"""Per-instance 3D errors of a replay against the bag's ground truth.
+
+Method: docs/geometry3d.md#ground-truth.
 
 Per frame with ground truth and depth, predicted instances are matched to true instances by
 mask IoU (Hungarian assignment, ``scipy.optimize.linear_sum_assignment``). For every true

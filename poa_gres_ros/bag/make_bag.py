@@ -16,7 +16,7 @@ the optical axis, pixel for pixel aligned with the image (same render call), as 
 millimetres (0 where nothing was hit, the RealSense convention; default) or ``32FC1`` metres
 (NaN there, the ZED convention), or no depth topic ('none').
 
-3D ground truth (docs/geometry3d.md §4): each true instance's ``geometry`` is the visible
+3D ground truth (docs/geometry3d.md#ground-truth): each true instance's ``geometry`` is the visible
 surface of its exact mask with the renderer's float depth (``core.geometry3d.visible_surface``:
 centroid = mean, box = min / max, no erosion), ``depth_status`` DEPTH_OK. The PoseArray holds,
 in the same order as the instances, the object's simulator position (the centre of its

@@ -1,12 +1,12 @@
 """Offline bag replay: every image through the Predictor, scored against the bag's ground truth.
 
 Pairing of images with instructions and ground truth: ``bag.timeline`` (rules 1-3). Metrics:
-``core.metrics.GresEvaluator`` (ReLA's counting, spec §6.2), the same accumulator training
-evaluation uses, fed per frame with the predicted merged mask and no-target flag at the source
-resolution against the merged ground-truth mask, the ground-truth no-target flag and the
-number of true instances. Frames without an instruction are not run; frames without ground
-truth are run (latency) but not scored; frames whose image cannot be converted are listed as
-rejected with the reason and skipped. Latency: wall-clock milliseconds of
+``core.metrics.GresEvaluator`` (ReLA's counting, docs/method.md#grefcoco-metrics), the same
+accumulator training evaluation uses, fed per frame with the predicted merged mask and no-target
+flag at the source resolution against the merged ground-truth mask, the ground-truth no-target
+flag and the number of true instances. Frames without an instruction are not run; frames without
+ground truth are run (latency) but not scored; frames whose image cannot be converted are listed
+as rejected with the reason and skipped. Latency: wall-clock milliseconds of
 ``Predictor.predict`` per frame (conversion, preprocessing, model, postprocessing); the
 instruction is encoded once when it changes, outside the timing, as the node does.
 """

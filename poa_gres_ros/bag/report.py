@@ -93,7 +93,7 @@ def build_report(result: ReplayResult, instructions, meta: dict) -> dict:
             'mode': result.mode,
             'date': time.strftime('%Y-%m-%d %H:%M:%S'),
             'evaluator': 'core.metrics.GresEvaluator (ReLA ReferEvaluator after the '
-            '2023-08-26 fix, spec §6.2) at the source resolution',
+            'fix in commit 884ef17) at the source resolution',
         },
         'bag': result.bag,
         'frames_run': len(result.records),
@@ -221,7 +221,7 @@ def markdown(rep: dict) -> str:
 
 
 def markdown_3d(g: dict | None, mode: str) -> list[str]:
-    """The report's 3D section (docs/geometry3d.md §4), [] without depth in the bag."""
+    """The report's 3D section (docs/geometry3d.md#ground-truth), [] without depth in the bag."""
     if not g:
         return []
 

@@ -5,7 +5,7 @@ CompressedImage) and an ``instruction`` topic (std_msgs/String); ``ground_truth`
 (poa_gres_ros/GresInstances) enables metrics; ``depth`` (aligned depth image) with
 ``camera_info`` enables the 3D errors and both are passed through when replaying live;
 ``gt_objects`` (geometry_msgs/PoseArray, one simulator pose per true instance) adds the
-distance to the simulator's object position (docs/geometry3d.md §4). Defaults are
+distance to the simulator's object position (docs/geometry3d.md#ground-truth). Defaults are
 :data:`DEFAULT_TOPICS`; a bag from another robot maps its own names, e.g.
 ``{'image': '/zed/left/image_rect_color'}`` (``--topic image=/zed/...``).
 

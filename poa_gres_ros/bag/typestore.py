@@ -4,7 +4,7 @@ The poa_gres_ros messages are registered from their ``msg/*.msg`` text with
 ``rosbags.typesys.get_types_from_msg``, exactly what rosidl generates from, so the bag's
 connection definitions and RIHS01 hashes equal those of the colcon-built interfaces (checked:
 ``GresInstances`` hashes to the same ``RIHS01_968d...`` as ``share/poa_gres_ros/msg/
-GresInstances.json``), and rclpy decodes rosbags' CDR and vice versa (ROS 2 pip notes §5).
+GresInstances.json``), and rclpy decodes rosbags' CDR and vice versa (tested).
 """
 
 from __future__ import annotations

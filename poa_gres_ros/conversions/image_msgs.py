@@ -1,17 +1,19 @@
 """sensor_msgs/Image and CompressedImage to (H, W, 3) uint8 RGB, without cv_bridge.
 
 ROS 2's cv_bridge is not installable from pip, and the PyPI ``cv-bridge`` is a broken ROS 1
-repackaging (see the ROS 2 pip notes §4), so the node converts images itself. The field
-faults this module is written against (shared notes, field-faults.md):
+repackaging, so the node converts images itself. What goes wrong with camera images in the
+field, and what this module does about it:
 
-- #1 row padding: rows are read with ``step``, never ``width * channels`` (V4L2 cameras pad
-  rows to 4/16/64-byte multiples);
-- #2 a malformed frame raises :class:`ImageConversionError` (a ValueError) with a message
-  naming the encoding and the bad field; the node catches it per frame and keeps running;
-- #3/#4 16-bit images (mono16, 16UC1 depth, 16-bit Bayer and colour) are scaled to 8 bits
-  *before* any colour conversion;
-- #5/#6 every yuv422 name is mapped explicitly (ROS ``yuv422`` is UYVY, ``yuv422_yuy2`` is
-  YUYV; Jazzy's ``uyvy`` / ``yuyv`` aliases too).
+- row padding: V4L2 cameras pad rows to 4/16/64-byte multiples, and a reader that takes
+  ``width * channels`` per row shears the picture, so rows are read with ``step``;
+- a malformed frame (sizes that do not add up, an unknown encoding) raises
+  :class:`ImageConversionError` (a ValueError) naming the encoding and the bad field; the node
+  catches it per frame and keeps running instead of dying on one bad message;
+- 16-bit images (mono16, 16UC1 depth, 16-bit Bayer and colour) are scaled to 8 bits *before*
+  any colour conversion (converting first gives garbage);
+- every yuv422 name is mapped explicitly (ROS ``yuv422`` is UYVY, ``yuv422_yuy2`` is YUYV;
+  Jazzy's ``uyvy`` / ``yuyv`` aliases too): drivers differ in which label they put on which
+  byte order, and a wrong mapping swaps the colours.
 
 Encodings follow ``sensor_msgs/image_encodings.hpp``. ``8UC3`` / ``8UC4`` are read in
 OpenCV's channel order (BGR / BGRA), which is what ``cv_bridge.cv2_to_imgmsg`` produces for a

@@ -4,16 +4,18 @@ Frame and units: the camera optical frame of the colour image (REP 103: x right,
 forward), metres. Pixel (u, v) = (column, row) has its centre at integer coordinates (the
 OpenCV / ``sensor_msgs/CameraInfo`` convention), so a pixel with depth z back-projects to
 
-    x = (u - cx) * z / fx,    y = (v - cy) * z / fy,    z = z        (docs/geometry3d.md §1)
+    x = (u - cx) * z / fx,    y = (v - cy) * z / fy,    z = z
 
-Depth conventions (docs/geometry3d.md §2): ``16UC1`` in millimetres (RealSense; 0 = no
-depth), ``32FC1`` in metres (ZED; NaN, +-inf and 0 = no depth). :func:`decode_depth` turns
-either into float32 metres with NaN where there is no depth.
+(docs/geometry3d.md#frame-and-units).
 
-Per-instance geometry (:func:`lift_instance`, docs/geometry3d.md §3): the mask is eroded by
-``erode_px`` pixels (edge pixels mix object and background depth on real sensors), its pixels
-with valid depth are back-projected, points farther than ``max(4 x 1.4826 x MAD, 1 cm)`` from
-the median depth are rejected, and from the rest come the centroid (their mean), the
+Depth conventions (docs/geometry3d.md#inputs-and-pairing): ``16UC1`` in millimetres (RealSense;
+0 = no depth), ``32FC1`` in metres (ZED; NaN, +-inf and 0 = no depth). :func:`decode_depth`
+turns either into float32 metres with NaN where there is no depth.
+
+Per-instance geometry (:func:`lift_instance`, docs/geometry3d.md#instance-geometry): the mask is
+eroded by ``erode_px`` pixels (edge pixels mix object and background depth on real sensors), its
+pixels with valid depth are back-projected, points farther than ``max(4 x 1.4826 x MAD, 1 cm)``
+from the median depth are rejected, and from the rest come the centroid (their mean), the
 axis-aligned box (min / max), the principal axes (eigenvectors of the covariance) with the
 extent along them, the point count, and the fraction of the (uneroded) mask without depth.
 :func:`visible_surface` is the plain reference used for ground truth: the mean and min / max
@@ -272,7 +274,7 @@ def lift_instance(
     min_points: int = 10,
     box_xyxy: tuple[int, int, int, int] | None = None,
 ) -> Instance3D:
-    """Robust 3D geometry of one instance (module docstring, docs/geometry3d.md §3).
+    """Robust 3D geometry of one instance (docs/geometry3d.md#instance-geometry).
 
     Args:
         mask: (H, W) bool instance mask at the colour resolution.
@@ -335,7 +337,8 @@ def visible_surface(
 ) -> Instance3D:
     """The reference geometry of a visible surface: every mask pixel with depth, centroid =
     mean, box = min / max, no erosion or outlier rejection (ground truth from a renderer's
-    exact mask and depth, docs/geometry3d.md §4). Same arguments as :func:`lift_instance`."""
+    exact mask and depth, docs/geometry3d.md#ground-truth). Same arguments as
+    :func:`lift_instance`."""
     if mask.shape != depth_m.shape:
         raise ValueError(f'mask {mask.shape} and depth {depth_m.shape} differ in size')
     area = int(np.count_nonzero(mask))

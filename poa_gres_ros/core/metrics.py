@@ -3,8 +3,8 @@
 Pure numpy, no torch. The counting follows the reference evaluators exactly:
 
 * gRefCOCO: ReLA's ``ReferEvaluator`` (henghuiding/ReLA,
-  ``gres_model/evaluation/refer_evaluation.py``) **after** its fix of 2023-08-26 (commit
-  884ef17: no +1 in the denominators, T-acc = TN / (TN + FP)); spec instalign-spec.md §6.2.
+  ``gres_model/evaluation/refer_evaluation.py``) **after** its fix in commit 884ef17 (no +1
+  in the denominators, T-acc = TN / (TN + FP)); docs/method.md#grefcoco-metrics.
   Per sample n with GT no-target flag z, predicted flag z^, predicted mask P, merged GT G::
 
       z = 1, z^ = 1  ("TP"):  IoU = 1, I = 0, U = 0
@@ -17,9 +17,10 @@ Pure numpy, no torch. The counting follows the reference evaluators exactly:
       N-acc = 100 TP / (TP + FN);  T-acc = 100 TN / (TN + FP);
       Pr@t = 100 #{targeted, IoU >= t} / #targeted
 
-  Whether P is blanked when no-target is predicted is the caller's choice: ReLA passes the
-  raw argmax mask; our Predictor blanks it (spec §4.2), which only changes FP samples' U.
-* Ref-ZOM: toggle1995/RIS-DMMI ``test.py`` (spec §6.3): oIoU = 100 sum I / sum U and
+  Whether P is blanked when no-target is predicted is the caller's choice: ReLA passes the raw
+  argmax mask; our Predictor blanks it (docs/method.md#no-target), which only changes FP
+  samples' U.
+* Ref-ZOM: toggle1995/RIS-DMMI ``test.py``: oIoU = 100 sum I / sum U and
   mIoU = 100 mean IoU over the 'one' and 'many' samples; Acc = 100 * fraction of 'zero'
   samples whose predicted mask is completely empty; Pr@{0.5..0.9} over non-zero samples.
 
@@ -27,9 +28,9 @@ Deviations from the reference code, on undefined values only (never on defined o
 sets N-acc = T-acc = 0 for a source without no-target samples and crashes when sum U = 0;
 here an undefined ratio (empty denominator) is ``None``. N-acc and T-acc are percentages
 here (ReLA returns fractions; papers print percentages).
-
-Expression types (per sample): 'no_target' when z = 1, 'single' with one referred instance,
-'multi' with several (gRefCOCO statistics, spec §6.1). Metrics are reported for 'all' and per
+ Expression types (per sample): 'no_target' when z = 1, 'single' with one referred instance,
+'multi' with several (gRefCOCO statistics, docs/method.md#metrics). Metrics are reported for
+'all' and per
 type; the caller keeps one accumulator per split.
 """
 
@@ -73,7 +74,7 @@ def intersection_union(pred_mask: np.ndarray, gt_mask: np.ndarray) -> tuple[int,
     if p.shape != g.shape:
         raise ValueError(
             f'pred_mask {p.shape} and gt_mask {g.shape} differ: resize the prediction to the '
-            'evaluation resolution first (spec §6.2: 480x480 for gRefCOCO)'
+            'evaluation resolution first (480x480 for gRefCOCO)'
         )
     return int(np.logical_and(p, g).sum()), int(np.logical_or(p, g).sum())
 
@@ -104,7 +105,7 @@ def count_sample(
     gt_no_target: bool,
     num_gt_instances: int | None = None,
 ) -> GresSampleResult:
-    """Count one sample with ReLA's rules (module docstring, spec §6.2).
+    """Count one sample with ReLA's rules (docs/method.md#grefcoco-metrics).
 
     Args:
         pred_mask: (H, W) predicted binary mask at the evaluation resolution.
@@ -245,7 +246,8 @@ def gres_metrics(
 
 
 class RefZomEvaluator:
-    """Ref-ZOM metrics (RIS-DMMI ``test.py``; spec §6.3), accumulated per sample.
+    """Ref-ZOM metrics (RIS-DMMI ``test.py``; docs/method.md#ref-zom-metrics), accumulated per
+    sample.
 
     No no-target flag enters: a 'zero' sample counts as correct only when the predicted mask
     is completely empty, so a model must blank its mask when it predicts no-target.

@@ -1,7 +1,7 @@
 """Pair messages by header stamp with a bounded buffer (no queue that grows).
 
 Used by the node to pair each colour image with the depth image of the nearest stamp
-(docs/geometry3d.md §2). Pure Python, thread-safe, no ROS.
+(docs/geometry3d.md#inputs-and-pairing). Pure Python, thread-safe, no ROS.
 """
 
 from __future__ import annotations

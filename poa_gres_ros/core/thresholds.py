@@ -16,7 +16,7 @@ class Thresholds:
     Attributes:
         relevance: keep query i as an instance when its relevance score p_i > this, in [0, 1].
         mask: a pixel belongs to a kept instance when sigmoid(S_i) > this, in [0, 1]; also the
-            threshold on the merged mask M (InstAlign §4.1 uses 0.5).
+            threshold on the merged mask M (0.5, docs/method.md#aggregation).
         no_target: predict no-target when the no-target probability > this, in [0, 1].
         max_instances: keep at most this many instances (highest relevance first), >= 1.
     """

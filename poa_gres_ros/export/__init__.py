@@ -1,4 +1,4 @@
-"""Export of the POA model to ONNX and TensorRT engines (architecture.md §4 rules 6-7).
+"""Export of the POA model to ONNX and TensorRT engines (build artefacts, never committed).
 
 - ``wrappers``: the two export wrapper modules with named inputs and outputs (text encoder;
   vision backbone + pixel decoder + transformer decoder + heads) and the pinned opset (18).

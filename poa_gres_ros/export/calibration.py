@@ -1,11 +1,12 @@
 """INT8 calibration data for the TensorRT vision engine, drawn from a gRefCOCO-format dataset.
 
 ``calibration_batches`` picks ``num_images`` refs (seeded, without replacement) from
-``grefs(unc).json`` of a dataset folder (spec §6.1 layout: ``images/<file_name>``), preprocesses
-each image exactly as the predictor does (``modeling.preprocess.preprocess_image``), tokenizes
-the ref's first sentence padded to ``max_tokens`` and encodes it with the exported text graph
-(ONNX Runtime on CPU, so calibration sees the same text features the engine will). Batches are
-one image each at the full text length, matching the calibration profile set in
+``grefs(unc).json`` of a dataset folder (docs/method.md#grefcoco-format:
+``images/<file_name>``), preprocesses each image exactly as the predictor does
+(``modeling.preprocess.preprocess_image``), tokenizes the ref's first sentence padded to
+``max_tokens`` and encodes it with the exported text graph (ONNX Runtime on CPU, so calibration
+sees the same text features the engine will). Batches are one image each at the full text
+length, matching the calibration profile set in
 ``tensorrt_engine._set_precision``.
 
 ``make_calibrator`` wraps the batches in a ``trt.IInt8EntropyCalibrator2`` (TensorRT 10; see
@@ -39,7 +40,8 @@ def _read_refs(dataset_dir: Path) -> list[dict]:
             return [r for r in refs if isinstance(r, dict) and r.get('sentences')]
     raise FileNotFoundError(
         f'no {" or ".join(GREFS_FILES)} in {dataset_dir}: the calibration dataset must be in '
-        'gRefCOCO format (spec §6.1), e.g. one written by `poa-gres make-dataset`'
+        'gRefCOCO format (docs/method.md#grefcoco-format), e.g. one written by '
+        '`poa-gres make-dataset`'
     )
 
 

@@ -1,4 +1,4 @@
-"""Where the ONNX Runtime and TensorRT backends get the ONNX files (architecture.md §4 rule 7).
+"""Where the ONNX Runtime and TensorRT backends get the ONNX files.
 
 ``find_or_export_onnx(model_dir)``: the model folder's ``onnx/`` subfolder (written by
 ``poa-gres export MODEL_DIR``) when its metadata matches the folder's current config, weights

@@ -1,4 +1,4 @@
-"""Torch versus exported-graph parity at written tolerances (architecture.md §4 rule 6).
+"""Torch versus exported-graph parity at written tolerances.
 
 An output passes when every element satisfies ``|actual - torch| <= atol + rtol * |torch|``
 (``numpy.allclose`` semantics). Tolerances (float32 on CPU; measured differences of the tiny

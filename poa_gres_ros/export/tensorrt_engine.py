@@ -1,4 +1,8 @@
-"""TensorRT 10 engine builder and engine cache (architecture.md §4 rule 7; field faults 16-19).
+"""TensorRT 10 engine builder, cache keys and rebuild decisions.
+
+An engine only runs on the GPU model, compute capability and TensorRT version it was built
+with, so engines are built on the target and cached under a key of all of them; a mismatch
+is rebuilt with the reason logged, never loaded and never a crash.
 
 Stages (each logged): parse the ONNX graph with ``trt.OnnxParser`` into a network (explicit
 batch is the only mode in TensorRT 10, so ``create_network(0)``), log every I/O tensor (name,

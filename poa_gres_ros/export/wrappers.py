@@ -1,5 +1,5 @@
 """Export wrapper modules: the two graphs the exported backends run, with named inputs and
-outputs (segment-anything's ``SamOnnxModel`` pattern; architecture.md §4 rule 6).
+outputs (segment-anything's ``SamOnnxModel`` pattern).
 
 Graph ``text_encoder``: ``input_ids (B, L) int64, attention_mask (B, L) int64 ->
 text_features (B, L, D_text) float32`` (``POAModel.encode_text``, the raw encoder state).

@@ -1,5 +1,6 @@
 """TensorRT engine cache: find the engines that match this GPU/TensorRT/precision/ONNX, or build
-them (architecture.md §4 rule 7; field faults 16-17).
+them. An engine from another GPU, compute capability or TensorRT version does not load, and
+an engine build can fail when GPU memory is short: both are reported with the reason.
 
 ``plan_engines`` is the pure part (no TensorRT needed): from the ONNX export's metadata, the GPU
 identity and the TensorRT version it derives each graph's ``EngineSpec`` (profile shapes

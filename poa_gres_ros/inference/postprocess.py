@@ -1,6 +1,6 @@
 """From backend outputs to result types at the source resolution.
 
-Rules (spec §4 and core/config.Thresholds):
+Rules (docs/method.md#inference-output and core/thresholds.Thresholds):
 * instance i is kept when p_i > thresholds.relevance, highest p first, at most
   thresholds.max_instances; its mask is ``sigmoid(upsample(S_i)) > thresholds.mask`` at the
   source (H, W) (bilinear upsampling of the stride-4 logits over the whole image, the inverse of
@@ -8,7 +8,7 @@ Rules (spec §4 and core/config.Thresholds):
   dropped;
 * final mask = ``upsample(M) > thresholds.mask``;
 * no-target = q_nt > thresholds.no_target; with ``heads.blank_mask_on_no_target`` the final
-  mask is blanked and no instance is returned (spec §4.2 / §9.7).
+  mask is blanked and no instance is returned (docs/method.md#no-target).
 """
 
 from __future__ import annotations

@@ -14,12 +14,14 @@ What it does, in order:
    wait at once with the tail of its log.
 3. Plays the bag (``BagTimeline.raw_messages``: log-time order, an instruction logged at an
    image's time first): each message at ``(log time - first log time) / rate`` after the start,
-   as raw CDR straight to ``Publisher.publish`` (nothing is deserialised; ROS 2 pip notes §5).
+   as raw CDR straight to ``Publisher.publish`` (nothing is deserialised; rclpy and rosbags
+   write the same CDR).
    /instruction goes out reliable + transient local (the node subscribes so), images and
    camera_info reliable (``image_qos='best_effort'``: like most camera drivers' sensor-data
    profile). With ``clock``, /clock carries the bag's log time, published before each
    message and every 25 ms in between (``ros2 bag play --clock``), and the node runs with
-   ``use_sim_time:=true`` (field faults #14, #15).
+   ``use_sim_time:=true``: without it the recorded header stamps and the node's wall-clock
+   time diverge.
 4. Records every /gres/instances result as raw CDR with its arrival time (``raw=True``
    subscription; decoded later with rosbags) and the node's /diagnostics counters before and
    after playback.
@@ -28,8 +30,8 @@ What it does, in order:
    recorded; a node that does not exit within 15 s is killed).
 
 Fast DDS: when it starts the node, the player sets ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA``
-(unless set) for both processes (ROS 2 pip notes §1: p99 3.8 ms instead of 24-30 ms for
-640x480 rgb8). A node that is already running must use the same transport setting.
+(unless set) for both processes (measured here: p99 3.8 ms instead of 24-30 ms for 640x480
+rgb8). A node that is already running must use the same transport setting.
 """
 
 from __future__ import annotations

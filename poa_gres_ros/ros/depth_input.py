@@ -1,5 +1,6 @@
 """The node's optional depth input: ``depth`` + ``camera_info`` subscriptions, stamp pairing,
-and the 3D fields of a result (docs/geometry3d.md §2-§3).
+and the 3D fields of a result (docs/geometry3d.md#inputs-and-pairing,
+docs/geometry3d.md#instance-geometry).
 
 Pairing without a growing queue: depth images go into a fixed ``StampRing`` (the newest
 few); when the inference callback takes a frame it calls :meth:`DepthInput.begin` with the

@@ -4,13 +4,13 @@ The node only converts, calls the predictor, converts back and publishes:
 ``conversions.image_msgs`` (Image -> RGB), ``instruction_state`` (binding), the
 ``poa_gres_ros.inference.Predictor`` (the model), ``result_msgs`` (messages).
 
-Lifecycle (architecture.md §4.4): parameters are declared in ``__init__``; ``configure``
-reads them, resolves the model folder and creates publishers and the instruction
-subscriptions (an instruction received while inactive is kept); ``activate`` loads the model,
-warms it up (field fault #19) and subscribes to images; ``deactivate`` unsubscribes, waits for
-the frame in flight and frees the model; ``cleanup`` removes everything. A missing or corrupt
-model makes the transition return FAILURE with the reason logged. ``autostart`` (default
-true) runs configure + activate at start.
+Lifecycle: parameters are declared in ``__init__``; ``configure`` reads them, resolves the model
+folder and creates publishers and the instruction subscriptions (an instruction received while
+inactive is kept); ``activate`` loads the model, warms it up (the first inferences are several
+times slower) and subscribes to images; ``deactivate`` unsubscribes, waits for the frame in
+flight and frees the model; ``cleanup`` removes everything. A missing or corrupt model makes the
+transition return FAILURE with the reason logged. ``autostart`` (default true) runs configure +
+activate at start.
 
 Threads: image and instruction callbacks (reentrant group) only bind the frame to the current
 instruction and put it in a single slot (newest wins, stale frames dropped and counted); a
@@ -102,7 +102,8 @@ class GresNode(LifecycleNode):
 
     # ---------------------------------------------------------------- parameters
     def _validate_params(self, params) -> SetParametersResult:
-        """On-set validator: checks only the incoming values (field fault #29)."""
+        """On-set validator: checks only the incoming values (get_parameter still returns the
+        old ones inside this callback)."""
         reason = validate_incoming(self._settings, {p.name: p.value for p in params})
         return SetParametersResult(successful=reason is None, reason=reason or '')
 

@@ -1,9 +1,9 @@
 """The node's image subscriptions: raw and compressed topics, QoS (incl. 'auto'), loss count.
 
-``image`` (after remapping) and ``<that>/compressed``, as image_transport names it, so one
-remap of ``image`` moves both. Frames the middleware drops before the callback (best-effort
-large samples, field fault #30, or a KEEP_LAST history overflowing) are counted through the
-message-lost event; an incompatible publisher triggers the node's QoS check at once.
+``image`` (after remapping) and ``<that>/compressed``, as image_transport names it, so one remap
+of ``image`` moves both. Frames the middleware drops before the callback (best-effort large
+samples, which Fast DDS drops under load, or a KEEP_LAST history overflowing) are counted
+through the message-lost event; an incompatible publisher triggers the node's QoS check at once.
 """
 
 from __future__ import annotations

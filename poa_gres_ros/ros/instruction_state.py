@@ -1,6 +1,6 @@
 """The node's current instruction: ids, receive stamps, clearing, expiry and image binding.
 
-Binding rule (issue 7; field faults #14, #15): an image is processed with the newest
+Binding rule: an image is processed with the newest
 instruction the node *received before the image*. The node captures that binding in the image
 callback, at receipt, by calling :meth:`InstructionState.bind` with the node-clock receipt
 time; the frame then carries its instruction through the single-slot buffer, so an instruction

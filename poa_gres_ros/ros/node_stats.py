@@ -1,10 +1,11 @@
 """The node's single-slot frame buffer, its counters and latency statistics (no ROS imports).
 
-Single slot (field faults #12, #13, #22): the image callback puts the newest frame into one
-slot; a frame still waiting there is replaced and counted as dropped. The inference callback
-takes whatever is in the slot. Memory is therefore bounded by one waiting frame plus the one
-being processed, whatever the input rate, and latency is bounded by about two inference
-times (the frame in flight plus the newest one).
+Single slot: the image callback puts the newest frame into one slot (queues in front of a model
+slower than the camera make memory grow and latency climb until the process dies); a frame still
+waiting there is replaced and counted as dropped. The inference callback takes whatever is in
+the slot. Memory is therefore bounded by one waiting frame plus the one being processed,
+whatever the input rate, and latency is bounded by about two inference times (the frame in
+flight plus the newest one).
 """
 
 from __future__ import annotations

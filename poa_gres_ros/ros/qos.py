@@ -1,7 +1,9 @@
 """QoS profiles of the GRES node and the check that finds silent QoS mismatches.
 
-Field faults #8-#11: a subscription whose QoS is incompatible with every publisher of its
-topic receives nothing and ROS says nothing. :func:`mismatch_report` reads the publishers'
+A subscription whose QoS is incompatible with every publisher of its topic (a reliable
+subscriber and a best-effort camera, or stages of an image pipeline that disagree) receives
+nothing and ROS says nothing: the most common reason a perception node "runs but publishes
+nothing". :func:`mismatch_report` reads the publishers'
 QoS from the graph (``get_publishers_info_by_topic``) and checks each against our
 subscription profile with ``rclpy.qos.qos_check_compatible``; the node logs the result as a
 warning and in /diagnostics.
@@ -24,7 +26,8 @@ _IMAGE_DEPTH = 5  # small: the node's own single slot does the dropping, and cou
 def image_qos(name: str) -> QoSProfile:
     """The image subscription profile for ``image_qos`` = sensor_data | reliable |
     system_default | auto ('auto' starts as sensor_data; see :func:`auto_reliability`).
-    Never KEEP_ALL (field fault #12). Raises ValueError for other names."""
+    Never KEEP_ALL: with a callback slower than the camera, a KEEP_ALL history grows without
+    bound. Raises ValueError for other names."""
     reliability = {
         'auto': ReliabilityPolicy.BEST_EFFORT,
         'sensor_data': ReliabilityPolicy.BEST_EFFORT,
@@ -102,9 +105,10 @@ def auto_reliability(node, topic: str) -> ReliabilityPolicy | None:
     """For ``image_qos: auto``: RELIABLE when ``topic`` has publishers and all of them are
     reliable, BEST_EFFORT when any is best effort, None when it has none (keep as is).
 
-    Why: a best-effort subscription matches every camera (field fault #9), but Fast DDS drops
-    large best-effort samples (field fault #30; measured here with 640x480 rgb8 at 30 Hz over
-    LARGE_DATA shared memory: about half the frames lost in transport), while a reliable
+    Why: a best-effort subscription matches every camera (a reliable one receives nothing from
+    a best-effort camera), but Fast DDS drops large best-effort samples (measured here with
+    640x480 rgb8 at 30 Hz over LARGE_DATA shared memory: about half the frames lost in
+    transport), while a reliable
     subscription to a reliable camera loses none.
     """
     infos = node.get_publishers_info_by_topic(topic)

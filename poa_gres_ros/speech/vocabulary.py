@@ -162,7 +162,7 @@ def build_prompt(
     nouns follow as "The lego brick, the jenga block, ...", then colours, sizes ("The
     biggest, the smallest.") and relations. Whisper conditions its decoder on the prompt as
     if it were the preceding transcript (Radford et al. 2022, "Robust Speech Recognition via
-    Large-Scale Weak Supervision", §3.8; openai-whisper's ``--initial_prompt``), which biases
+    Large-Scale Weak Supervision", section 3.8; openai-whisper's ``--initial_prompt``), which biases
     it towards these words and spellings. This form was chosen on a separate espeak dev set
     over a plain comma list and descriptive sentences (test/data/speech/README.md).
     Returns '' when every list is empty.

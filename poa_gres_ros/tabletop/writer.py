@@ -1,4 +1,6 @@
-"""Write tabletop views in the gRefCOCO format (spec §6.1): COCO instances + grefs + images.
+"""Write tabletop views in the gRefCOCO format: COCO instances + grefs + images.
+
+Format: docs/method.md#grefcoco-format.
 
 A dataset folder holds:
 - ``instances.json``: COCO ``images`` (plus ``K``, ``camera``, ``lighting``, ``split``,

@@ -24,7 +24,7 @@ Exit status: 0 on success, 1 when the node answered no frame, 2 on errors (no mo
 The node runs with ``image_qos:=auto`` (``--image-qos``): the player's camera publisher is
 reliable, as most camera drivers' default profile, and 'auto' subscribes reliable to it; with
 the parameter file's best-effort 'sensor_data', Fast DDS loses about half of the 640x480
-frames in transport on 2 loaded cores (measured: 131 of 240; field fault #30).
+frames in transport on 2 loaded cores (measured: 131 of 240).
 """
 
 from __future__ import annotations

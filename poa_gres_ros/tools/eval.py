@@ -8,7 +8,7 @@ Examples:
 
 Writes ``report.json``, ``report.md``, ``samples_<split>.jsonl`` and figures (IoU histogram,
 metrics per expression type, overlays) to ``--out`` and prints the metric table.
-Metrics: cIoU, gIoU, N-acc, T-acc, Pr@0.7/0.8/0.9 (ReLA's evaluator after its 2023-08-26 fix)
+Metrics: cIoU, gIoU, N-acc, T-acc, Pr@0.7/0.8/0.9 (ReLA's evaluator after its fix in commit 884ef17)
 per split and per expression type; Ref-ZOM oIoU, mIoU, Acc.
 """
 

@@ -36,11 +36,14 @@ def collect() -> dict:
     }
     for mod in ('numpy', 'torch', 'transformers', 'onnxruntime', 'tensorrt', 'cv2'):
         out[mod] = _version(mod)
-    # ROS parts are located, not imported: tools/ stays free of ROS imports (architecture §2).
+    # ROS parts are located, not imported: importing this verb needs no ROS.
     for key, mod in (('rclpy', 'rclpy'), ('interfaces', 'poa_gres_ros.msg')):
         spec = importlib.util.find_spec(mod)
-        out[key] = (f'found at {spec.origin}' if spec else
-                    'unavailable: set up ROS 2 and build the package with colcon (make setup)')
+        out[key] = (
+            f'found at {spec.origin}'
+            if spec
+            else 'unavailable: set up ROS 2 and build the package with colcon (make setup)'
+        )
     try:
         import torch
 

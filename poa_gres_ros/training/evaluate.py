@@ -1,14 +1,15 @@
-"""Batched evaluation of a POAModel on a dataset with ReLA's / DMMI's metrics (spec §6).
+"""Batched evaluation of a POAModel on a dataset with ReLA's / DMMI's metrics
+(docs/method.md#metrics).
 
-Post-processing equals the Predictor's (spec §1, §4): the merged mask M (stride 4) is
-upsampled bilinearly (``align_corners=False``) to the evaluation size and thresholded at
-``thresholds.mask``; no-target is ``no_target_prob > thresholds.no_target``; the mask is
-blanked when no-target is predicted and ``heads.blank_mask_on_no_target`` (spec §4.2, needed
-for Ref-ZOM Acc).
+Post-processing equals the Predictor's (docs/method.md#inference-output): the merged mask M
+(stride 4) is upsampled bilinearly (``align_corners=False``) to the evaluation size and
+thresholded at ``thresholds.mask``; no-target is ``no_target_prob > thresholds.no_target``; the
+mask is blanked when no-target is predicted and ``heads.blank_mask_on_no_target`` (needed for
+Ref-ZOM Acc).
 
-Evaluation size (spec §6.2, §9.12): 'input' = the network input size with the GT rasterised
-there (ReLA's protocol: 480 x 480 for gRefCOCO, comparable numbers need a 480 x 480 model);
-'source' = each image's own size (what the robot sees); or an explicit (H, W).
+Evaluation size (docs/method.md#evaluation-resolution): 'input' = the network input size with
+the GT rasterised there (ReLA's protocol: 480 x 480 for gRefCOCO, comparable numbers need a 480
+x 480 model); 'source' = each image's own size (what the robot sees); or an explicit (H, W).
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ Runtime (``tensorrt_runtime.TrtEngine``): ``trt.Runtime.deserialize_cuda_engine`
 context per engine, name-based tensor I/O (``set_input_shape``, ``set_tensor_address``) and
 ``execute_async_v3`` on a torch CUDA stream; device buffers are torch CUDA tensors (no pycuda).
 Output buffers are reused while the shapes stay the same (one buffer per output, so GPU memory
-does not grow per frame, field faults 20-21). ``tensorrt`` is imported only inside functions:
-this module imports anywhere and ``available`` says exactly why TensorRT is not usable.
+does not grow per frame: nodes that allocate per frame run out of GPU memory after minutes).
+``tensorrt`` is imported only inside functions: this module imports anywhere and ``available``
+says exactly why TensorRT is not usable.
 """
 
 from __future__ import annotations
