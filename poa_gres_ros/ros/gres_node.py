@@ -58,7 +58,7 @@ from poa_gres_ros.ros.image_input import ImageInput
 from poa_gres_ros.ros.instruction_state import InstructionState
 from poa_gres_ros.ros.node_params import declare_all
 from poa_gres_ros.ros.node_stats import KeyedThrottle, LatestSlot, NodeStats, stamp_latency_ms
-from poa_gres_ros.ros.predictor_loading import load_predictor
+from poa_gres_ros.ros.predictor_loading import freeze_heap, load_predictor, unfreeze_heap
 from poa_gres_ros.ros.result_msgs import rgb8_image
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
@@ -188,6 +188,7 @@ class GresNode(LifecycleNode):
         if self._exiting:  # Ctrl-C while loading: do not start processing
             predictor.close()
             return FAILURE
+        frozen, freeze_ms = freeze_heap()  # no multi-100-ms collector pauses per frame later
         warn = self.get_logger().warning
         with self._predictor_lock:
             self._processor = FrameProcessor(predictor, self.instructions, warn)
@@ -199,7 +200,8 @@ class GresNode(LifecycleNode):
             self._depth.subscribe()
         self.get_logger().info(
             f'active: model {predictor.model_name} ({predictor.backend_name} on {v["device"]}, '
-            f'input {predictor.input_size_hw}, warm-up {warm_ms:.0f} ms); images from '
+            f'input {predictor.input_size_hw}, warm-up {warm_ms:.0f} ms; {frozen} objects '
+            f'frozen for the garbage collector in {freeze_ms:.0f} ms); images from '
             f'{self._image_topic} ({v["image_qos"]})'
         )
         self._wake.trigger()  # encode an instruction that came while inactive
@@ -233,6 +235,7 @@ class GresNode(LifecycleNode):
         with self._predictor_lock:  # waits for the frame in flight
             processor, self._processor = self._processor, None
         if processor is not None and hasattr(processor.predictor, 'close'):
+            unfreeze_heap()  # the model's reference cycles are collectable again
             processor.predictor.close()  # frees the backend (GPU memory, sessions)
         if self._wake is not None:
             self.destroy_guard_condition(self._wake)
