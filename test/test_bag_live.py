@@ -153,21 +153,12 @@ def test_demo_script_end_to_end(model, tmp_path):  # noqa: F811
     assert report['bag']['frames'] == 240 and report['bag']['instructions'] == 6
     assert {r['expr_type'] for r in report['per_instruction']} == {'single', 'multi', 'no_target'}
     assert report['live']['drops']['answered'] > 0
-    # The node binds an image to the newest instruction it received before the image (receipt
-    # order, instruction_state.py). A 0.9 MB frame published just before an instruction change
-    # can reach the node after the small instruction message on a loaded machine; then, and
-    # only then, the frame is answered with the *next* instruction. Anything else is a bug.
+    # Under /clock the node binds each image to the instruction current at its header stamp
+    # (docs/binding.md), however late the frame reaches it: no result may name another one.
     frames = [json.loads(line) for line in (out / 'frames.jsonl').read_text().splitlines()]
-    first = {}
-    for f in frames:
-        first.setdefault(f['instruction_ordinal'], f['stamp_ns'])
-    texts = {p['ordinal']: p['text'] for p in report['per_instruction']}
-    wrong = [f for f in frames if f['wrong_instruction']]
-    assert len(wrong) == report['live']['wrong_instruction'] <= 3, wrong
-    for f in wrong:
-        nxt = f['instruction_ordinal'] + 1
-        assert f['result_instruction'] == texts.get(nxt), f
-        assert 0 < first.get(nxt, 0) - f['stamp_ns'] <= 500_000_000, f
+    assert len(frames) == report['live']['drops']['answered']
+    assert report['live']['wrong_instruction'] == 0, [f for f in frames if f['wrong_instruction']]
+    assert not [f for f in frames if f['wrong_instruction']]
 
 
 def test_live_replay_with_a_model_that_does_not_load_fails_fast(bags, model, tmp_path):  # noqa: F811

@@ -88,7 +88,28 @@ def test_two_namespaced_nodes_side_by_side(ros_node, spawn, tiny_model):  # noqa
         for ns in ('left_arm', 'right_arm')
     }
     probes = {ns: Probe(ros_node, namespace=ns) for ns in procs}
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    WARN = DiagnosticStatus.WARN  # noqa: N806
+    root = Probe(ros_node)  # the README's /instruction: outside both namespaces
     try:
+        # An instruction on /instruction reaches neither node: both skip the frames and say
+        # so, naming the topics they do subscribe, in the log and in /diagnostics (WARN).
+        root.instruct('the blue cup')
+        left = procs['left_arm']
+
+        def warned():
+            root.publish(image_msg(PIC, 5 * NS_PER_S))
+            status = root.last_status('/left_arm/gres_node: inference')
+            return 'are skipped' in left.log() and status is not None and status[0] == WARN
+
+        assert spin_until(ros_node, warned, 120, left), left.log()[-3000:]
+        line = next(ln for ln in left.log().splitlines() if 'are skipped' in ln)
+        assert '[WARN]' in line and 'no instruction was received' in line
+        assert 'publish one on /left_arm/instruction and /left_arm/instruction/spoken' in line
+        assert '/instruction has publishers, but this node is in namespace /left_arm' in line
+        level, message, _ = root.last_status('/left_arm/gres_node: inference')
+        assert 'skipped' in message and '/left_arm/instruction' in message
         probes['left_arm'].instruct('the red mug')
         probes['right_arm'].instruct('the duck')
         for ns, text in (('left_arm', 'the red mug'), ('right_arm', 'the duck')):
@@ -100,6 +121,7 @@ def test_two_namespaced_nodes_side_by_side(ros_node, spawn, tiny_model):  # noqa
             }
             assert ros_node.count_publishers(f'/{ns}/gres/instances') == 1
     finally:
+        root.close()
         for p in probes.values():
             p.close()
 

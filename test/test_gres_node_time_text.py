@@ -54,7 +54,9 @@ def test_sim_time_expiry_clock_jumps_and_text(ros_node, spawn, tiny_model):  # n
         assert spin_until(ros_node, lambda: clock_pub.get_subscription_count() >= 1, 60, proc)
         set_clock(1000)
         probe.instruct('the red mug')
-        res = probe.request(image_msg(PIC, 999 * NS_PER_S + 500_000_000), timeout_s=60, proc=proc)
+        assert spin_until(ros_node, lambda: 'instruction 1 from' in proc.log(), 30, proc)
+        set_clock(1001)
+        res = probe.request(image_msg(PIC, 1000 * NS_PER_S + 500_000_000), timeout_s=60, proc=proc)
         assert res is not None, proc.log()[-3000:]
         assert res.instruction_stamp.sec == 1000  # receive stamp from the node clock = /clock
 
@@ -64,7 +66,19 @@ def test_sim_time_expiry_clock_jumps_and_text(ros_node, spawn, tiny_model):  # n
 
         assert spin_until(ros_node, reported, 10, proc)
         values = probe.last_status()[2]
-        assert float(values['latency_stamp_ms_max']) == pytest.approx(500.0)  # 1000 - 999.5 s
+        assert float(values['latency_stamp_ms_max']) == pytest.approx(500.0)  # 1001 - 1000.5 s
+        assert values['binding_rule'] == 'header stamp (use_sim_time)'
+        assert 'binding images to instructions by header stamp (use_sim_time)' in proc.log()
+
+        # Binding by header stamp: a frame captured at 1002 s that arrives after the
+        # instruction of 1003 s is answered with the instruction it was captured under.
+        set_clock(1003)
+        probe.instruct('the blue cup')
+        assert spin_until(ros_node, lambda: 'instruction 2 from' in proc.log(), 30, proc)
+        late = probe.request(image_msg(PIC, 1002 * NS_PER_S), proc=proc)
+        assert late.instruction == 'the red mug' and late.instruction_id == 1
+        new = probe.request(image_msg(PIC, 1003 * NS_PER_S + 1), proc=proc)
+        assert new.instruction == 'the blue cup' and new.instruction_id == 2
 
         # Expiry on the node clock: 5 s timeout, sim time advances 10 s -> nothing.
         (ok,) = set_params(ros_node, '/gres_simtime', proc, instruction_timeout_s=5.0)
@@ -92,6 +106,13 @@ def test_sim_time_expiry_clock_jumps_and_text(ros_node, spawn, tiny_model):  # n
         res = probe.request(image_msg(PIC, 2 * NS_PER_S), proc=proc)
         assert res.instruction == long_text and res.truncated
         assert proc.log().count("longer than the model's 16 tokens") == 1
+        # A 4800-character instruction travels whole in the result but is cut in the log.
+        huge = 'the red mug ' * 400
+        probe.instruct(huge)
+        res = probe.request(image_msg(PIC, 2 * NS_PER_S + 1), proc=proc)
+        assert res.instruction == huge and res.truncated
+        assert proc.log().count('... (4800 characters)') == 2  # received, and truncated
+        assert max(len(line) for line in proc.log().splitlines()) < 600
 
         # Invalid UTF-8 bytes in a String (raw CDR): kept with U+FFFD, flagged in the log.
         raw_instr = ros_node.create_publisher(String, '/instruction', probe.instruction_qos)

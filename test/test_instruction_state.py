@@ -104,3 +104,99 @@ def test_concurrent_receivers_get_unique_consecutive_ids():
     for t in threads:
         t.join()
     assert sorted(ids) == list(range(1, 801))
+
+
+# ---------------------------------------------------------------- header-stamp binding
+S = NS_PER_S
+
+
+def _ms(t_s: float) -> int:
+    return round(t_s * 1000) * 1_000_000
+
+
+def test_sim_time_binds_by_header_stamp_not_by_arrival():
+    """A frame captured at 3.9 s that reaches the node after the instruction of 5.2 s keeps
+    the instruction it was captured under."""
+    st = InstructionState()
+    a = st.receive('the red mug', _ms(1.0))
+    b = st.receive('the duck', _ms(5.2))
+    late = st.bind_image(_ms(5.3), _ms(3.9), sim_time=True)
+    assert late.instruction is a and late.rule == 'header stamp' and late.reason == 'use_sim_time'
+    assert late.offset_s == pytest.approx(1.4)
+    assert st.bind_image(_ms(5.3), _ms(5.2), sim_time=True).instruction is b  # at = included
+    assert st.bind_image(_ms(5.35), _ms(5.3), sim_time=True).instruction is b
+    assert st.bind(_ms(5.4)) is b  # receipt order would have given the new one
+    early = InstructionState()
+    early.receive('the red mug', _ms(1.0))
+    assert early.bind_image(_ms(1.1), _ms(0.9), sim_time=True).instruction is None  # before it
+
+
+def test_an_instruction_never_moves_before_an_image_already_received():
+    """The node clock lags the camera (the /clock message behind the instruction): an image
+    stamped 5.0 s was received, then an instruction at node time 4.98 s; it applies only to
+    images after 5.0 s."""
+    st = InstructionState()
+    a = st.receive('the red mug', _ms(1.0))
+    assert st.bind_image(_ms(4.97), _ms(5.0), sim_time=True).instruction is a
+    b = st.receive('the duck', _ms(4.98))
+    assert b.stamp_ns == _ms(4.98)  # the message still reports the real receive time
+    assert st.bind_image(_ms(4.99), _ms(5.0), sim_time=True).instruction is a
+    assert st.bind_image(_ms(5.05), _ms(5.1), sim_time=True).instruction is b
+
+
+def test_live_rule_follows_the_stamp_tolerance():
+    st = InstructionState(stamp_tolerance_s=0.5)
+    a = st.receive('the red mug', 100 * S)
+    b = st.receive('the duck', 102 * S)
+    near = st.bind_image(_ms(102.3), _ms(101.9), sim_time=False)  # 0.4 s: same time base
+    assert (near.instruction, near.rule, near.reason) == (a, 'header stamp',
+                                                          'stamp within tolerance')  # fmt: skip
+    far = st.bind_image(_ms(102.3), _ms(101.7), sim_time=False)  # 0.6 s: not trusted
+    assert (far.instruction, far.rule, far.reason) == (b, 'receipt order',
+                                                       'stamp outside tolerance')  # fmt: skip
+    camera_clock = st.bind_image(_ms(102.3), 5 * S, sim_time=False)  # hardware time
+    assert camera_clock.rule == 'receipt order' and camera_clock.instruction is b
+    unset = st.bind_image(_ms(102.3), 0, sim_time=True)
+    assert (unset.rule, unset.reason, unset.instruction) == ('receipt order', 'stamp unset', b)
+    st.set_stamp_tolerance(1.0)
+    assert st.bind_image(_ms(102.3), _ms(101.7), sim_time=False).instruction is a
+    with pytest.raises(ValueError, match='must be > 0'):
+        st.set_stamp_tolerance(0.0)
+    assert 'within 1 s of the node clock' in near.describe(1.0)
+    assert far.describe(0.5).startswith('receipt order (image stamps 0.6 s from the node clock')
+
+
+def test_looped_recording_with_clock_falls_back_to_receipt_order():
+    """A bag looped into one recording and played with --clock: the clock goes on (3 s ... 6 s)
+    while the second pass repeats the header stamps of the first (0 s ... 3 s)."""
+    st = InstructionState()
+    mug = st.receive('the red mug', _ms(0.0))
+    assert st.bind_image(_ms(2.95), _ms(2.9), sim_time=True).instruction is mug
+    teddy = st.receive('the teddy', _ms(3.05))  # said before the second pass
+    second = st.bind_image(_ms(3.15), _ms(0.1), sim_time=True)
+    assert second.instruction is teddy
+    assert (second.rule, second.reason) == ('receipt order', 'stamps jumped back')
+    assert 'jumped backwards' in second.describe(1.0)
+
+
+def test_clock_jump_back_keeps_the_current_instruction_by_stamp():
+    """ros2 bag play --loop --clock: the clock and the stamps jump from 100 s back to 1 s."""
+    st = InstructionState(timeout_s=5.0)
+    st.receive('the red mug', 50 * S)
+    mug2 = st.receive('the mug again', 99 * S)
+    assert st.bind_image(100 * S, _ms(99.9), sim_time=True).instruction is mug2
+    after = st.bind_image(_ms(1.05), _ms(1.0), sim_time=True)  # first frame of the next loop
+    assert after.instruction is mug2 and after.rule == 'header stamp'
+    assert st.bind_image(_ms(5.9), _ms(5.9), sim_time=True).instruction is mug2  # 4.9 s old
+    assert st.bind_image(_ms(6.2), _ms(6.1), sim_time=True).instruction is None  # 5.1 s old
+
+
+def test_clear_and_expiry_by_stamp():
+    st = InstructionState(timeout_s=2.0)
+    mug = st.receive('the red mug', _ms(1.0))
+    assert st.receive('', _ms(3.0)) is None  # cleared at 3 s
+    assert st.bind_image(_ms(3.2), _ms(2.5), sim_time=True).instruction is mug  # before it
+    assert st.bind_image(_ms(3.2), _ms(3.1), sim_time=True).instruction is None
+    duck = st.receive('the duck', _ms(4.0))
+    assert st.bind_image(_ms(6.1), _ms(6.0), sim_time=True).instruction is duck
+    assert st.bind_image(_ms(6.2), _ms(6.1), sim_time=True).instruction is None  # expired

@@ -8,7 +8,8 @@ offline and live replay score with the same values.
 
 Read-only parameters (model, backend, device, precision, engine cache, QoS, autostart) take
 effect at configure / activate. Dynamic parameters (thresholds, ``max_instances``,
-``publish_debug``, ``instruction_timeout_s``, the 3D settings) take effect from the next
+``publish_debug``, ``instruction_timeout_s``, ``stamp_tolerance_s``, the 3D settings) take
+effect from the next
 frame: the node keeps one immutable :class:`NodeSettings` snapshot and swaps it on a successful
 set, and the inference callback reads the snapshot once per frame, so a frame never mixes old
 and new values.
@@ -117,6 +118,13 @@ SPECS: dict[str, ParameterSpec] = {
     'instruction_timeout_s': ParameterSpec(
         0.0, 'Instructions older than this bind no image (0 = never expire).', range=(0.0, 86400.0)
     ),
+    'stamp_tolerance_s': ParameterSpec(
+        1.0,
+        'Binding (docs/binding.md): without use_sim_time, an image whose header stamp is within '
+        'this many seconds of the node clock gets the newest instruction received at or before '
+        'its stamp; otherwise (another clock) the newest one received before the image.',
+        range=(0.001, 3600.0),
+    ),
     'enable_3d': ParameterSpec(
         False,
         'Lift every instance to 3D (camera optical frame, metres) with the aligned depth image '
@@ -158,13 +166,14 @@ class NodeSettings:
     Attributes:
         thresholds: post-processing thresholds (``relevance_threshold``, ``mask_threshold``,
             ``no_target_threshold``, ``max_instances``).
-        publish_debug, instruction_timeout_s, depth_tolerance_s, depth_erode_px,
-            depth_min_points: the parameters of the same names.
+        publish_debug, instruction_timeout_s, stamp_tolerance_s, depth_tolerance_s,
+            depth_erode_px, depth_min_points: the parameters of the same names.
     """
 
     thresholds: Thresholds
     publish_debug: bool
     instruction_timeout_s: float
+    stamp_tolerance_s: float
     depth_tolerance_s: float
     depth_erode_px: int
     depth_min_points: int
@@ -188,6 +197,7 @@ class NodeSettings:
             thresholds=thresholds,
             publish_debug=bool(get('publish_debug')),
             instruction_timeout_s=float(get('instruction_timeout_s')),
+            stamp_tolerance_s=float(get('stamp_tolerance_s')),
             depth_tolerance_s=float(get('depth_tolerance_s')),
             depth_erode_px=int(get('depth_erode_px')),
             depth_min_points=int(get('depth_min_points')),
@@ -200,6 +210,7 @@ class NodeSettings:
         out.update(
             publish_debug=self.publish_debug,
             instruction_timeout_s=self.instruction_timeout_s,
+            stamp_tolerance_s=self.stamp_tolerance_s,
             depth_tolerance_s=self.depth_tolerance_s,
             depth_erode_px=self.depth_erode_px,
             depth_min_points=self.depth_min_points,

@@ -15,6 +15,7 @@ from poa_gres_ros.core.results import GresPrediction
 from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.msg import GresInstances
 from poa_gres_ros.ros.instruction_state import Instruction, InstructionState
+from poa_gres_ros.ros.log_text import short_text
 from poa_gres_ros.ros.result_msgs import build_instances_msg
 
 
@@ -65,7 +66,7 @@ class FrameProcessor:
         if first and info.truncated:
             self._warn(
                 f"instruction {instr.id} is longer than the model's {self.predictor.max_tokens} "
-                f'tokens: only its start is used ({instr.text!r})'
+                f'tokens: only its start is used ({short_text(instr.text)})'
             )
 
     def run(self, frame: Frame, thresholds: Thresholds) -> Processed:

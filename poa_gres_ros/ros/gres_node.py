@@ -34,7 +34,8 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, LifecycleNodeMixin, TransitionCallbackReturn
+from rclpy.node import Node
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Bool, String
 from visualization_msgs.msg import MarkerArray
@@ -51,14 +52,17 @@ from poa_gres_ros.core.visualize import draw_overlay
 from poa_gres_ros.msg import GresInstances
 from poa_gres_ros.ros import geometry_viz
 from poa_gres_ros.ros import qos as Q
+from poa_gres_ros.ros.binding_notices import BindingNotices
 from poa_gres_ros.ros.depth_input import DepthInput
 from poa_gres_ros.ros.diagnostics import build_diagnostics
 from poa_gres_ros.ros.frame_processor import Frame, FrameProcessor
 from poa_gres_ros.ros.image_input import ImageInput
 from poa_gres_ros.ros.instruction_state import InstructionState
+from poa_gres_ros.ros.log_text import short_text
 from poa_gres_ros.ros.node_params import declare_all
 from poa_gres_ros.ros.node_stats import KeyedThrottle, LatestSlot, NodeStats, stamp_latency_ms
 from poa_gres_ros.ros.predictor_loading import freeze_heap, load_predictor, unfreeze_heap
+from poa_gres_ros.ros.process_exit import ignore_further_signals
 from poa_gres_ros.ros.result_msgs import rgb8_image
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
@@ -68,12 +72,18 @@ class GresNode(LifecycleNode):
     """Lifecycle node ``gres_node``; see the module docstring and config/gres.yaml."""
 
     def __init__(self, node_name: str = 'gres_node', **kwargs):
-        super().__init__(node_name, **kwargs)
+        # Lifecycle services in a reentrant group: get_state answers ('activating') while a
+        # model loads for seconds to minutes; a transition requested meanwhile is refused by
+        # the state machine, not queued behind the load.
+        Node.__init__(self, node_name, **kwargs)  # what LifecycleNode.__init__ does, plus
+        LifecycleNodeMixin.__init__(self, callback_group=ReentrantCallbackGroup())  # the group
         values = declare_all(self)
         self._settings = NodeSettings.from_values(values)
         self.add_on_set_parameters_callback(self._validate_params)
         self.add_post_set_parameters_callback(self._apply_params)
-        self.instructions = InstructionState(self._settings.instruction_timeout_s)
+        self.instructions = InstructionState(
+            self._settings.instruction_timeout_s, self._settings.stamp_tolerance_s
+        )
         self.stats = NodeStats()
         self._slot = LatestSlot()
         self._throttle = KeyedThrottle(5.0)
@@ -95,10 +105,15 @@ class GresNode(LifecycleNode):
         self._prev_snapshot: dict | None = None
         self._qos_problem: str | None = None
         self._image_topic = self.resolve_topic_name('image')
+        self._notices = BindingNotices(
+            self, self.instructions, self.stats, self._throttle, self._image_topic
+        )
         self._autostart_timer = None
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         if values['autostart']:
-            self._autostart_timer = self.create_timer(0.0, self._autostart, clock=self._steady)
+            self._autostart_timer = self.create_timer(  # own group: parameter services stay free
+                0.0, self._autostart, MutuallyExclusiveCallbackGroup(), self._steady
+            )
 
     # ---------------------------------------------------------------- parameters
     def _validate_params(self, params) -> SetParametersResult:
@@ -112,6 +127,7 @@ class GresNode(LifecycleNode):
         if incoming:
             self._settings = self._settings.updated(incoming)  # read once per frame
             self.instructions.set_timeout(self._settings.instruction_timeout_s)
+            self.instructions.set_stamp_tolerance(self._settings.stamp_tolerance_s)
             self.get_logger().info(f'parameters set (from the next frame): {incoming}')
 
     # ---------------------------------------------------------------- lifecycle
@@ -167,6 +183,7 @@ class GresNode(LifecycleNode):
             for topic, qos in (('instruction', Q.INSTRUCTION_QOS),
                                ('instruction/spoken', Q.SPOKEN_QOS))
         ]  # fmt: skip
+        self._notices.instruction_subs = self._instr_subs
         self._diag_timer = self.create_timer(  # steady: reports go on while a bag is paused
             values['diagnostics_period_s'], self._on_diag_timer, self._diag_group, self._steady
         )
@@ -247,7 +264,7 @@ class GresNode(LifecycleNode):
         self._stop_processing()
         for sub in self._instr_subs:
             self.destroy_subscription(sub)
-        self._instr_subs = []
+        self._instr_subs = self._notices.instruction_subs = []
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None
@@ -270,7 +287,9 @@ class GresNode(LifecycleNode):
                 self.get_logger().info(f'instruction cleared by an empty message on {source}')
                 return
             self.stats.count('instructions')
-            self.get_logger().info(f'instruction {instr.id} from {source}: {instr.text!r}')
+            self.get_logger().info(
+                f'instruction {instr.id} from {source}: {short_text(instr.text)}'
+            )
             if instr.invalid_utf8:
                 self.get_logger().warning(
                     f'instruction {instr.id} was not valid UTF-8; bad bytes became U+FFFD'
@@ -285,9 +304,18 @@ class GresNode(LifecycleNode):
             if self._stopping.is_set():
                 return
             self.stats.count('received')
-            instr = self.instructions.bind(self.get_clock().now().nanoseconds)
+            clock = self.get_clock()
+            stamp = msg.header.stamp
+            binding = self.instructions.bind_image(
+                clock.now().nanoseconds, stamp.sec * 1_000_000_000 + stamp.nanosec,
+                clock.ros_time_is_active,
+            )  # fmt: skip
+            self._notices.note(binding, self._settings.stamp_tolerance_s)
+            instr = binding.instruction
             if instr is None:
                 self.stats.count('no_instruction')
+                if not self._exiting:
+                    self._notices.warn_no_instruction()
                 return
             if self._slot.put(Frame(msg, instr, time.monotonic(), topic)):
                 self.stats.count('dropped_stale')
@@ -345,6 +373,14 @@ class GresNode(LifecycleNode):
         if geos is not None:
             self._publish_3d(header, out.result, geos)
         self._record_latency(frame, out.inference_ms)
+        t = out.prediction.timings_ms  # node_log_level:=debug: one line per frame
+        self.get_logger().debug(
+            f'frame {header.stamp.sec}.{header.stamp.nanosec:09d} from {frame.topic}: '
+            f'instruction {frame.instruction.id}, {len(out.result.instances)} instance(s), '
+            f'no-target {out.result.no_target}; model {out.inference_ms:.0f} ms (preprocess '
+            f'{t.get("preprocess", 0):.0f}, vision {t.get("vision", 0):.0f}, postprocess '
+            f'{t.get("postprocess", 0):.0f})'
+        )
 
     def _publish_3d(self, header, result, geos) -> None:
         """gres/points and gres/markers, built only while subscribed (lazy)."""
@@ -371,10 +407,15 @@ class GresNode(LifecycleNode):
             self._check_qos()
             snap = self.stats.snapshot()
             problems = [self._qos_problem] if self._qos_problem else []
+            skipped = snap['no_instruction'] - (self._prev_snapshot or {}).get('no_instruction', 0)
+            if skipped > 0:
+                problems.append(f'{skipped} image(s) skipped since the last report: '
+                                + self._notices.no_instruction_text())  # fmt: skip
             extra = {
                 'lifecycle_state': 'active' if self._processor is not None else 'inactive',
                 'model_dir': str(self._model_path),
                 'image_topic': self._image_topic,
+                'binding_rule': self._notices.rule or 'no image yet',
                 'image_qos': self._values.get('image_qos', '')
                 + (f' ({self._images.qos.reliability.name})' if self._images else ''),
             }
@@ -438,6 +479,7 @@ def main(args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_further_signals()  # a second Ctrl-C / SIGTERM must not break the shutdown
         node._exiting = True
         node.release()  # waits for the frame in flight (one inference), frees the model
         # Do not wait for a callback still running (e.g. an activation loading a model for

@@ -1,26 +1,33 @@
 """The node's current instruction: ids, receive stamps, clearing, expiry and image binding.
 
-Binding rule: an image is processed with the newest
-instruction the node *received before the image*. The node captures that binding in the image
-callback, at receipt, by calling :meth:`InstructionState.bind` with the node-clock receipt
-time; the frame then carries its instruction through the single-slot buffer, so an instruction
-arriving while the frame waits or is processed never changes the frame's result, and every
-published result names the instruction (text, id, receive stamp) it was computed with.
+Binding rule (docs/binding.md): an image is processed with the instruction that was current
+when the camera captured it. Which instant that is depends on whether the image header stamps
+and the node clock share a time base:
 
-Which clock: both receipt times come from the node clock (``node.get_clock().now()``), which
-is ROS time under ``use_sim_time`` (``/clock`` from ``ros2 bag play --clock``) and system time
-otherwise. Receipt order decides the binding, so header stamps are never compared with
-receive stamps for it: a camera's header stamp may come from another clock (hardware time,
-or recorded time when a bag is played without ``--clock``). Header stamps are used only for
-the latency measured from the image stamp (node clock now - header stamp), which is meaningful
-when the camera and the node share a time base (live, or replay with ``--clock`` and
-``use_sim_time:=true``).
+* **header stamp** rule, when they do: under ``use_sim_time`` (``/clock`` from a bag replay),
+  always; live, when the image's stamp is within ``stamp_tolerance_s`` of the node clock at
+  receipt. The image gets the newest instruction *received at or before its header stamp*, so
+  a frame captured before an instruction change but delivered after it (a 0.9 MB frame behind
+  a small instruction message on a loaded machine) keeps the instruction it was captured
+  under. An instruction's time is its node-clock receive time, but never earlier than the
+  stamp of an image already received (a node clock that lags the camera, e.g. a /clock
+  message handled after the instruction, cannot move an instruction before frames it came
+  after).
+* **receipt order** otherwise (no stamp, a camera clock of its own, recorded stamps replayed
+  without ``--clock``, or image stamps that jumped backwards while the node clock did not: a
+  looped recording played with ``--clock``): the newest instruction received before the image.
 
-Expiry: with ``timeout_s > 0`` an instruction older than ``timeout_s`` (node clock at image
-receipt - instruction receipt) binds no image. When the clock jumps backwards (a looped bag
-under ``use_sim_time``), the age would be negative: the instruction's age is then counted
-from the jump (its expiry reference is re-based to the new time) instead of expiring or
-living forever.
+Either way the binding is made once, in the image callback: the frame carries its instruction
+through the single-slot buffer, so an instruction arriving while the frame waits or is
+processed never changes the frame's result, and every published result names the instruction
+(text, id, receive stamp) it was computed with.
+
+Expiry: with ``timeout_s > 0`` an instruction older than ``timeout_s`` binds no image (age:
+image stamp - instruction time under the header-stamp rule, node clock at image receipt -
+instruction receipt otherwise). When the node clock jumps backwards by more than
+``CLOCK_JUMP_S`` (a looped bag under ``use_sim_time``), the current instruction stays current,
+applying to every image after the jump whatever its stamp, with its age counted from the
+jump; older ones are forgotten.
 
 Pure Python and thread-safe (one lock); no ROS imports.
 """
@@ -28,9 +35,14 @@ Pure Python and thread-safe (one lock); no ROS imports.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 NS_PER_S = 1_000_000_000
+CLOCK_JUMP_S = 1.0  # a smaller backwards step is two threads reading the clock out of order
+HISTORY = 32  # instructions (and clears) kept for the header-stamp rule
+RULE_STAMP = 'header stamp'
+RULE_RECEIPT = 'receipt order'
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,35 @@ class Instruction:
     invalid_utf8: bool = False
 
 
+@dataclass(frozen=True)
+class Binding:
+    """How an image was bound (:meth:`InstructionState.bind_image`).
+
+    Attributes:
+        instruction: the instruction it is processed with; None: none (skip the image).
+        rule: RULE_STAMP or RULE_RECEIPT.
+        reason: why that rule, a fixed phrase ('use_sim_time', 'stamp within tolerance',
+            'stamp unset', 'stamp outside tolerance', 'stamps jumped back').
+        offset_s: node clock at receipt - image stamp, seconds (0.0 for an unset stamp).
+    """
+
+    instruction: Instruction | None
+    rule: str
+    reason: str
+    offset_s: float = 0.0
+
+    def describe(self, tolerance_s: float) -> str:
+        """One line for logs and diagnostics, e.g. 'header stamp (use_sim_time)'."""
+        detail = {
+            'stamp within tolerance': f'image stamps within {tolerance_s:g} s of the node clock',
+            'stamp outside tolerance': f'image stamps {self.offset_s:.1f} s from the node clock, '
+            f'more than stamp_tolerance_s={tolerance_s:g}',
+            'stamp unset': 'image header stamps are zero',
+            'stamps jumped back': 'image stamps jumped backwards while the node clock did not',
+        }.get(self.reason, self.reason)
+        return f'{self.rule} ({detail})'
+
+
 @dataclass
 class _Encoding:
     truncated: bool
@@ -64,19 +105,47 @@ class InstructionState:
     """Thread-safe holder of the current instruction.
 
     Args:
-        timeout_s: instructions older than this (seconds of node-clock time) bind no image;
-            0 = never expire. Settable at run time with :meth:`set_timeout`.
+        timeout_s: instructions older than this (seconds) bind no image; 0 = never expire.
+            Settable at run time with :meth:`set_timeout`.
+        stamp_tolerance_s: live (not ``use_sim_time``), the header-stamp rule applies when
+            |node clock - image stamp| <= this (seconds); under ``use_sim_time`` image stamps
+            that fall more than this behind the newest one count as a backwards jump.
     """
 
     timeout_s: float = 0.0
+    stamp_tolerance_s: float = 1.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _current: Instruction | None = field(default=None, repr=False)
     _age_ref_ns: int = field(default=0, repr=False)
     _next_id: int = field(default=1, repr=False)
     _encodings: dict[int, _Encoding] = field(default_factory=dict, repr=False)
+    # (instruction time ns, age reference ns, instruction or None for a clear), oldest first
+    _history: deque = field(default_factory=lambda: deque(maxlen=HISTORY), repr=False)
+    _last_now_ns: int | None = field(default=None, repr=False)
+    _last_stamp_ns: int = field(default=-1, repr=False)  # newest image bound by stamp
+    _max_stamp_ns: int = field(default=-1, repr=False)  # newest image stamp since a jump
 
     def __post_init__(self):
         self.set_timeout(self.timeout_s)
+        self.set_stamp_tolerance(self.stamp_tolerance_s)
+
+    def set_stamp_tolerance(self, tolerance_s: float) -> None:
+        """Set ``stamp_tolerance_s`` (> 0). Raises ValueError otherwise."""
+        if not tolerance_s > 0:
+            raise ValueError(f'stamp_tolerance_s={tolerance_s} must be > 0')
+        with self._lock:
+            self.stamp_tolerance_s = float(tolerance_s)
+
+    def _observe_clock(self, now_ns: int) -> None:
+        """Re-time the state after a backwards jump of the node clock (caller holds the lock)."""
+        last, self._last_now_ns = self._last_now_ns, int(now_ns)
+        if last is None or now_ns >= last - CLOCK_JUMP_S * NS_PER_S:
+            return
+        self._history.clear()
+        if self._current is not None:  # current for every image after the jump
+            self._history.append((0, int(now_ns), self._current))
+        self._age_ref_ns = int(now_ns)
+        self._last_stamp_ns = self._max_stamp_ns = -1
 
     def set_timeout(self, timeout_s: float) -> None:
         """Set the expiry in seconds (>= 0; 0 = never). Raises ValueError if negative."""
@@ -95,8 +164,11 @@ class InstructionState:
         if not isinstance(text, str):
             raise TypeError(f'instruction text must be str, got {type(text).__name__}')
         with self._lock:
+            self._observe_clock(stamp_ns)
+            at = max(int(stamp_ns), self._last_stamp_ns + 1)  # never before a received image
             if not text.strip():
                 self._current = None
+                self._history.append((at, at, None))
                 return None
             instr = Instruction(
                 id=self._next_id,
@@ -107,6 +179,7 @@ class InstructionState:
             )
             self._next_id += 1
             self._current = instr
+            self._history.append((at, at, instr))
             self._age_ref_ns = instr.stamp_ns
             self._encodings = {k: v for k, v in self._encodings.items() if k >= instr.id - 8}
             return instr
@@ -115,20 +188,61 @@ class InstructionState:
         """Forget the current instruction (ids keep counting from where they were)."""
         with self._lock:
             self._current = None
+            self._history.clear()
+
+    def bind_image(self, now_ns: int, stamp_ns: int, sim_time: bool) -> Binding:
+        """Bind an image received at node-clock time ``now_ns`` with header stamp ``stamp_ns``
+        (both ns; 0 = unset stamp) by the rule in force (module docstring). ``sim_time``: the
+        node clock follows /clock (``use_sim_time``)."""
+        with self._lock:
+            self._observe_clock(now_ns)
+            tol_ns = self.stamp_tolerance_s * NS_PER_S
+            offset_s = (now_ns - stamp_ns) / NS_PER_S if stamp_ns else 0.0
+            if not stamp_ns:
+                reason = 'stamp unset'
+            elif stamp_ns < self._max_stamp_ns - tol_ns:
+                reason = 'stamps jumped back'
+            elif sim_time:
+                reason = 'use_sim_time'
+            elif abs(now_ns - stamp_ns) <= tol_ns:
+                reason = 'stamp within tolerance'
+            else:
+                reason = 'stamp outside tolerance'
+            if stamp_ns:
+                self._max_stamp_ns = max(self._max_stamp_ns, stamp_ns)
+            if reason in ('use_sim_time', 'stamp within tolerance'):
+                self._last_stamp_ns = max(self._last_stamp_ns, stamp_ns)
+                return Binding(self._at_stamp(stamp_ns), RULE_STAMP, reason, offset_s)
+            return Binding(self._at_receipt(now_ns), RULE_RECEIPT, reason, offset_s)
+
+    def _at_stamp(self, stamp_ns: int) -> Instruction | None:
+        """Newest instruction whose time is <= ``stamp_ns``, unless expired (lock held)."""
+        for at, age_ref, instr in reversed(self._history):
+            if at <= stamp_ns:
+                if instr is None or (
+                    self.timeout_s > 0 and stamp_ns - age_ref > self.timeout_s * NS_PER_S
+                ):
+                    return None
+                return instr
+        return None
+
+    def _at_receipt(self, now_ns: int) -> Instruction | None:
+        instr = self._current
+        if instr is None:
+            return None
+        if now_ns < self._age_ref_ns:  # clock stepped back: count the age from the step
+            self._age_ref_ns = int(now_ns)
+        if self.timeout_s > 0 and now_ns - self._age_ref_ns > self.timeout_s * NS_PER_S:
+            return None
+        return instr
 
     def bind(self, now_ns: int) -> Instruction | None:
-        """The instruction an image received at node-clock time ``now_ns`` is processed with:
-        the newest received instruction, or None if there is none, it was cleared, or it is
-        older than ``timeout_s``."""
+        """Receipt order only: the instruction an image received at node-clock time
+        ``now_ns`` is processed with: the newest received instruction, or None if there is
+        none, it was cleared, or it is older than ``timeout_s``."""
         with self._lock:
-            instr = self._current
-            if instr is None:
-                return None
-            if now_ns < self._age_ref_ns:  # clock jumped back: count the age from the jump
-                self._age_ref_ns = int(now_ns)
-            if self.timeout_s > 0 and now_ns - self._age_ref_ns > self.timeout_s * NS_PER_S:
-                return None
-            return instr
+            self._observe_clock(now_ns)
+            return self._at_receipt(now_ns)
 
     def current(self) -> Instruction | None:
         """The newest instruction regardless of expiry (None after a clear)."""

@@ -53,6 +53,8 @@ COUNTERS = (
     'errors',  # frames whose inference or publishing raised
     'instructions',  # instructions received (clears not counted)
     'debug_published',  # debug overlays computed and published (only while subscribed)
+    'bound_by_stamp',  # images bound to the instruction current at their header stamp
+    'bound_by_receipt',  # images bound to the newest instruction received before them
 )
 
 

@@ -21,3 +21,24 @@ def exit_process(status: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
+
+
+def ignore_further_signals() -> None:
+    """Call when a node's orderly shutdown begins (after the first Ctrl-C or SIGTERM).
+
+    Further SIGINT and SIGTERM are ignored until the process ends: ``timeout -s INT ros2
+    launch ...`` signals the whole process group and launch forwards the signal once more, and
+    a supervisor may follow with SIGTERM; without this, the second signal raises
+    KeyboardInterrupt in the middle of the shutdown (a traceback and exit status -2) or
+    SIGTERM's default action kills the process (-15). rclpy's handlers are removed first, so
+    that the context shutdown cannot restore the default action behind our back. Shutdown
+    itself stays bounded (one frame in flight, one second for the executor); launch's
+    SIGKILL after its own timeout still ends a process that hangs.
+    """
+    import signal
+
+    from rclpy.signals import uninstall_signal_handlers
+
+    uninstall_signal_handlers()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
