@@ -3,6 +3,7 @@
     ros2 launch poa_gres_ros gres.launch.py image_topic:=/camera/color/image_raw
     ros2 launch poa_gres_ros gres.launch.py namespace:=robot1 model_dir:=/path/to/model
     ros2 launch poa_gres_ros gres.launch.py speech:=true use_sim_time:=true
+    ros2 launch poa_gres_ros gres.launch.py node_log_level:=debug   # only the nodes' loggers
 
 Everything not given as an argument comes from ``params_file`` (default: the installed
 config/gres.yaml); ``model_dir`` and ``backend`` override the file only when non-empty.
@@ -28,11 +29,25 @@ ARGUMENTS = {
     'params_file': (None, 'Parameter file of gres_node (default: the installed gres.yaml).'),
     'image_topic': ('/camera/image_raw', 'Camera topic (sensor_msgs/Image) remapped to image.'),
     'use_sim_time': ('false', 'Use /clock (bag replay with ros2 bag play --clock).'),
-    'log_level': ('info', 'Log level: debug, info, warn, error, fatal.'),
+    'log_level': ('info', 'Level of every logger, rcl and rmw included: debug, info, warn, ...'),
+    'node_log_level': ('', "Level of the nodes' own loggers only (e.g. debug); '' = log_level."),
     'model_dir': ('', 'Model folder or installed model name (empty: from params_file).'),
     'backend': ('', 'auto, torch, onnxruntime or tensorrt (empty: from params_file).'),
-    'speech': ('false', 'Also start speech_node (spoken instructions, config/speech.yaml).'),
+    'speech': ('false', 'Also start speech_node (spoken instructions, speech_params_file).'),
+    'speech_params_file': (
+        None,
+        'Parameter file of speech_node (default: the installed speech.yaml).',
+    ),
 }
+
+
+def _log_args(arg: dict, node: str) -> list[str]:
+    """--log-level for every logger, then for the node's own logger (<namespace>.<node>)."""
+    out = ['--log-level', arg['log_level']]
+    if arg['node_log_level']:
+        logger = '.'.join(filter(None, [*arg['namespace'].strip('/').split('/'), node]))
+        out += ['--log-level', f'{logger}:={arg["node_log_level"]}']
+    return out
 
 
 def _nodes(context):
@@ -49,7 +64,7 @@ def _nodes(context):
         namespace=arg['namespace'],
         parameters=[arg['params_file'], overrides],
         remappings=[('image', arg['image_topic'])],  # <image>/compressed follows it
-        ros_arguments=['--log-level', arg['log_level']],
+        ros_arguments=_log_args(arg, 'gres_node'),
         output='screen',
         emulate_tty=True,
     )
@@ -58,13 +73,8 @@ def _nodes(context):
         executable='speech_node',
         name='speech_node',
         namespace=arg['namespace'],
-        parameters=[
-            PathJoinSubstitution([FindPackageShare(PACKAGE), 'config', 'speech.yaml']),
-            {'use_sim_time': use_sim_time},
-        ],
-        # speech_node publishes the absolute /instruction/spoken; keep it in the namespace
-        remappings=[('/instruction/spoken', 'instruction/spoken')],
-        ros_arguments=['--log-level', arg['log_level']],
+        parameters=[arg['speech_params_file'], {'use_sim_time': use_sim_time}],
+        ros_arguments=_log_args(arg, 'speech_node'),  # publishes the relative instruction/spoken
         output='screen',
         emulate_tty=True,
         condition=IfCondition(LaunchConfiguration('speech')),
@@ -73,11 +83,17 @@ def _nodes(context):
 
 
 def generate_launch_description():
-    default_params = PathJoinSubstitution([FindPackageShare(PACKAGE), 'config', 'gres.yaml'])
+    share = FindPackageShare(PACKAGE)
+    default_files = {
+        'params_file': PathJoinSubstitution([share, 'config', 'gres.yaml']),
+        'speech_params_file': PathJoinSubstitution([share, 'config', 'speech.yaml']),
+    }
     declared = [
         DeclareLaunchArgument(
-            name, default_value=default_params if default is None else default, description=text
-        )
+            name,
+            default_value=default_files[name] if default is None else default,
+            description=text,
+        )  # fmt: skip
         for name, (default, text) in ARGUMENTS.items()
     ]
     return LaunchDescription([*declared, OpaqueFunction(function=_nodes)])

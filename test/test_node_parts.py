@@ -148,7 +148,8 @@ def test_launch_file_parses_and_declares_the_issue_arguments():
     assert 'generate_launch_description' in funcs
     args = _launch_literal('ARGUMENTS')
     assert set(args) == {'namespace', 'params_file', 'image_topic', 'use_sim_time', 'log_level',
-                         'model_dir', 'backend', 'speech'}  # fmt: skip
+                         'node_log_level', 'model_dir', 'backend', 'speech',
+                         'speech_params_file'}  # fmt: skip
     assert args['speech'][0] == 'false' and args['image_topic'][0] == '/camera/image_raw'
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     names = {getattr(c.func, 'id', getattr(c.func, 'attr', '')) for c in calls}
@@ -187,3 +188,10 @@ def test_node_verb_mirrors_the_launch_arguments():
     for expected in ('__ns:=/robot1', 'model_dir:=/m', 'image:=/camera/image_raw'):
         assert expected in cmd
     assert not any(c.startswith('backend:=') for c in cmd)  # empty: from the file
+    assert cmd.count('--log-level') == 1  # node_log_level '' = log_level for every logger
+    args = types.SimpleNamespace(**dict(vars(args), node_log_level='debug', speech='true'))
+    gres, speech = node_commands(verb.node_launch(args))
+    assert gres[gres.index('--log-level') + 1] == 'info'  # rcl, rmw: as before
+    assert 'robot1.gres_node:=debug' in gres and 'robot1.speech_node:=debug' in speech
+    assert speech[speech.index('--params-file') + 1].endswith('speech.yaml')
+    assert not any('instruction/spoken' in c for c in speech)  # relative already: no remap

@@ -266,3 +266,50 @@ def test_invalid_parameters_stop_startup_with_a_reason():
         )
         assert res.returncode == 1, res.stdout + res.stderr
         assert 'cannot start' in res.stderr and reason in res.stderr, res.stderr
+
+
+def test_lifecycle_namespace_relative_topic_and_repeated_signals(ros_node, spawn):
+    """speech_node is a lifecycle node: without autostart it loads nothing until configure,
+    reads its WAV file only once active, publishes on the relative instruction/spoken (in
+    /robot1, no remap), logs the resolved names, and exits 0 on SIGINT, SIGINT, SIGTERM."""
+    import signal
+
+    from gres_helpers import Lifecycle
+    from lifecycle_msgs.msg import Transition
+    from std_msgs.msg import String
+
+    from poa_gres_ros.speech.wer import word_errors
+
+    path, text = fixtures()[3]  # grab the biggest cube
+    args = [*NODE, '-r', '__ns:=/robot1', '-p', 'autostart:=false', '-p', f'wav_file:={path}',
+            '-p', 'wav_realtime_factor:=0.0']  # fmt: skip
+    proc = spawn(args, name='speech_node', stop_timeout_s=15.0)
+    spoken, root = [], []
+    subs = [
+        ros_node.create_subscription(String, '/robot1/instruction/spoken',
+                                     lambda m: spoken.append(m.data), 10),
+        ros_node.create_subscription(String, '/instruction/spoken',
+                                     lambda m: root.append(m.data), 10),
+    ]  # fmt: skip
+    lc = Lifecycle(ros_node, '/robot1/speech_node', proc=proc)
+    try:
+        assert lc.state() == 'unconfigured' and 'recogniser loaded' not in proc.log()
+        assert lc.change(Transition.TRANSITION_CONFIGURE, timeout_s=120)
+        assert lc.state() == 'inactive' and 'recogniser loaded' in proc.log()
+        spin_until(ros_node, lambda: False, 1.0, proc)
+        assert spoken == [] and 'wav_file done' not in proc.log()  # nothing while inactive
+        assert lc.change(Transition.TRANSITION_ACTIVATE)
+        assert spin_until(ros_node, lambda: len(spoken) >= 1, 60.0, proc), proc.log()[-2000:]
+        assert word_errors(text, spoken[0]) <= 1 and root == []
+        assert 'publishing to /robot1/instruction/spoken' in proc.log()
+        assert 'listening on /robot1/audio' in proc.log()
+        assert lc.change(Transition.TRANSITION_DEACTIVATE) and lc.state() == 'inactive'
+        for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):
+            proc.popen.send_signal(sig)
+            time.sleep(0.03)
+        rc = proc.popen.wait(15)
+    finally:
+        lc.close()
+        for sub in subs:
+            ros_node.destroy_subscription(sub)
+    assert rc == 0 and 'Traceback' not in proc.log(), proc.log()[-3000:]

@@ -27,10 +27,14 @@ class NodeLaunch:
         params_file: gres_node's parameter file; None = the installed config/gres.yaml.
         image_topic: the camera topic ``image`` is remapped to (``<image>/compressed`` follows).
         use_sim_time: take time from /clock.
-        log_level: 'debug', 'info', 'warn', 'error' or 'fatal'.
+        log_level: level of every logger (rcl and rmw included): 'debug', 'info', 'warn',
+            'error' or 'fatal'.
+        node_log_level: level of the nodes' own loggers only ('' = log_level).
         model_dir: ``model_dir`` parameter override ('' = from the parameter file).
         backend: ``backend`` parameter override ('' = from the parameter file).
         speech: also start speech_node.
+        speech_params_file: speech_node's parameter file; None = the installed
+            config/speech.yaml.
     """
 
     namespace: str = ''
@@ -38,9 +42,11 @@ class NodeLaunch:
     image_topic: str = '/camera/image_raw'
     use_sim_time: bool = False
     log_level: str = 'info'
+    node_log_level: str = ''
     model_dir: str = ''
     backend: str = ''
     speech: bool = False
+    speech_params_file: str | None = None
 
 
 def _find(kind: str, rel: str) -> Path | None:
@@ -83,11 +89,18 @@ def node_commands(launch: NodeLaunch) -> list[list[str]]:
     Parameter overrides (-p) come after the parameter file, so they win, as in launch.
     """
     sim = 'true' if launch.use_sim_time else 'false'
-    common = ['--ros-args', '--log-level', launch.log_level]
-    if launch.namespace:
-        common += ['-r', f'__ns:=/{launch.namespace.strip("/")}']
+    ns = launch.namespace.strip('/')
+
+    def common(node: str) -> list[str]:
+        out = ['--ros-args', '--log-level', launch.log_level]
+        if launch.node_log_level:  # the node's own logger: <namespace>.<node>
+            logger = '.'.join(filter(None, [*ns.split('/'), node]))
+            out += ['--log-level', f'{logger}:={launch.node_log_level}']
+        return out + (['-r', f'__ns:=/{ns}'] if ns else [])
+
     params = launch.params_file or str(config_file('gres.yaml'))
-    gres = [sys.executable, str(executable('gres_node')), *common, '-r', '__node:=gres_node']
+    gres = [sys.executable, str(executable('gres_node')), *common('gres_node')]
+    gres += ['-r', '__node:=gres_node']
     gres += ['--params-file', params, '-p', f'use_sim_time:={sim}']
     for name, value in (('model_dir', launch.model_dir), ('backend', launch.backend)):
         if value:
@@ -95,9 +108,9 @@ def node_commands(launch: NodeLaunch) -> list[list[str]]:
     gres += ['-r', f'image:={launch.image_topic}']  # <image>/compressed follows it
     commands = [gres]
     if launch.speech:
-        speech = [sys.executable, str(executable('speech_node')), *common]
-        speech += ['-r', '__node:=speech_node', '--params-file', str(config_file('speech.yaml'))]
-        speech += ['-r', '/instruction/spoken:=instruction/spoken']  # into the namespace
+        speech_params = launch.speech_params_file or str(config_file('speech.yaml'))
+        speech = [sys.executable, str(executable('speech_node')), *common('speech_node')]
+        speech += ['-r', '__node:=speech_node', '--params-file', speech_params]
         speech += ['-p', f'use_sim_time:={sim}']
         commands.append(speech)
     return commands

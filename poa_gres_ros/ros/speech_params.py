@@ -136,6 +136,12 @@ _SPECS: dict[str, tuple] = {
         True,
     ),
     'diagnostics_period_s': (1.0, 'period of the /diagnostics status', (0.1, 60.0), True),
+    'autostart': (
+        True,
+        'configure and activate on start (false: wait for lifecycle transitions)',
+        None,
+        True,
+    ),
 }
 
 
@@ -169,6 +175,7 @@ class SpeechParams:
     wav_chunk_ms: int
     audio_timeout_s: float
     diagnostics_period_s: float
+    autostart: bool = True
 
     def prompt(self) -> str:
         """The Whisper initial prompt these parameters ask for ('' = none)."""

@@ -30,10 +30,12 @@ def add_arguments(parser):
     parser.add_argument('--params-file', default=None, help='default: the installed gres.yaml')
     parser.add_argument('--image-topic', default='/camera/image_raw', help='camera topic')
     parser.add_argument('--use-sim-time', default='false', help='true: use /clock')
-    parser.add_argument('--log-level', default='info', help='debug, info, warn, error, fatal')
+    parser.add_argument('--log-level', default='info', help='every logger: debug, info, ...')
+    parser.add_argument('--node-log-level', default='', help="the nodes' own loggers only")
     parser.add_argument('--model-dir', default='', help='model folder or name ("" = file)')
     parser.add_argument('--backend', default='', help='backend ("" = from the params file)')
     parser.add_argument('--speech', default='false', help='true: also start speech_node')
+    parser.add_argument('--speech-params-file', default=None, help='default: speech.yaml')
     parser.add_argument('--dry-run', action='store_true', help='print the commands and exit')
 
 
@@ -49,9 +51,11 @@ def node_launch(args) -> NodeLaunch:
         image_topic=args.image_topic,
         use_sim_time=_truthy(args.use_sim_time),
         log_level=args.log_level,
+        node_log_level=args.node_log_level,
         model_dir=args.model_dir,
         backend=args.backend,
         speech=_truthy(args.speech),
+        speech_params_file=args.speech_params_file,
     )
 
 
