@@ -15,11 +15,17 @@ busy-wait between operators, which on a robot computer shared with drivers and o
 burns CPU and makes the frame slower. Measured on the 2-core development machine under load
 (tabletop vision graph, 2 threads): spinning 1222 ms wall / 540 ms CPU per frame, not spinning
 699 ms wall / 286 ms CPU. On an idle, dedicated CPU ``spin_wait=True`` can save a few percent.
+
+Thread count: always set explicitly (``intra_op_threads``, default the CPUs this process may
+run on). Left at 0, ONNX Runtime picks the physical core count *and pins* its worker threads
+to cores; on a computer shared with other processes a pinned worker cannot move to an idle
+core while another process holds its own, and every parallel operator waits for it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +94,8 @@ class OnnxRuntimeBackend(Backend):
     Args:
         config: POAConfig of the model. export_dir: folder with both graphs + metadata.json.
         metadata: that folder's metadata. device: 'cpu' or 'cuda[:N]'.
-        intra_op_threads: threads per session (None = ONNX Runtime's default, all cores).
+        intra_op_threads: threads per session (None = :func:`usable_cpus`; never ONNX
+            Runtime's own default, which pins threads to cores).
         graph_optimization: one of OPT_LEVELS ('all' = every fusion incl. layout changes).
         use_tensorrt_provider, trt_cache_dir, fp16: see ``providers_for``.
         spin_wait: let worker threads busy-wait between operators (module docstring).
@@ -121,7 +128,7 @@ class OnnxRuntimeBackend(Backend):
             raise ValueError(f'intra_op_threads={intra_op_threads} must be >= 1 (or None)')
         self.export_dir = Path(export_dir)
         self.metadata = metadata
-        self.intra_op_threads = intra_op_threads
+        self.intra_op_threads = int(intra_op_threads or usable_cpus())
         self.graph_optimization = graph_optimization
         self.spin_wait = bool(spin_wait)
         levels = dict(
@@ -144,8 +151,7 @@ class OnnxRuntimeBackend(Backend):
             opts.graph_optimization_level = levels[graph_optimization]
             opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             opts.inter_op_num_threads = 1
-            if intra_op_threads:
-                opts.intra_op_num_threads = int(intra_op_threads)
+            opts.intra_op_num_threads = self.intra_op_threads  # explicit: no core pinning
             opts.add_session_config_entry(
                 'session.intra_op.allow_spinning', '1' if spin_wait else '0'
             )
@@ -184,7 +190,7 @@ class OnnxRuntimeBackend(Backend):
     def describe(self) -> str:
         import onnxruntime as ort
 
-        threads = self.intra_op_threads or 'default'
+        threads = self.intra_op_threads
         return (
             f'onnxruntime {ort.__version__} on {self.device} ({", ".join(self.providers)}), '
             f'{threads} threads, spin-wait {"on" if self.spin_wait else "off"}, optimisation '
@@ -195,6 +201,14 @@ class OnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self.sessions = {}
         self.closed = True
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; os.cpu_count() where unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def available(device: str) -> tuple[bool, str]:
