@@ -274,11 +274,12 @@ def test_lifecycle_namespace_relative_topic_and_repeated_signals(ros_node, spawn
     /robot1, no remap), logs the resolved names, and exits 0 on SIGINT, SIGINT, SIGTERM."""
     import signal
 
-    from gres_helpers import Lifecycle
     from lifecycle_msgs.msg import Transition
     from std_msgs.msg import String
 
     from poa_gres_ros.speech.wer import word_errors
+
+    from support.gres_process import Lifecycle
 
     path, text = fixtures()[3]  # grab the biggest cube
     args = [*NODE, '-r', '__ns:=/robot1', '-p', 'autostart:=false', '-p', f'wav_file:={path}',
