@@ -212,7 +212,9 @@ class GresNode(LifecycleNode):
         self._stopping.clear()
         self._wake = self.create_guard_condition(self._on_wake, callback_group=self._infer_group)
         result = super().on_activate(state)  # lifecycle publishers on before the first frame
-        self._images.subscribe()
+        chosen = self._images.subscribe()
+        if chosen:
+            self.get_logger().info(chosen)
         if self._depth is not None:
             self._depth.subscribe()
         self.get_logger().info(

@@ -46,9 +46,18 @@ class ImageInput:
         self._lock = threading.Lock()
         self.subscriptions: list = []
 
-    def subscribe(self) -> None:
+    def subscribe(self) -> str | None:
+        """Subscribe; with mode 'auto', at the reliability the image topic's current
+        publishers offer (no switch, and no frame lost to one, when the camera runs first).
+        Returns a log line when 'auto' chose from publishers."""
         with self._lock:
+            want = Q.auto_reliability(self.node, self.topic) if self.mode == 'auto' else None
+            if want is not None:
+                self.qos = Q.with_reliability(self.qos, want)
             self._subscribe()
+        if want is None:
+            return None
+        return f'image_qos auto: {self.topic} publishers are {want.name}; subscribed so'
 
     def _subscribe(self) -> None:
         self.subscriptions = [
