@@ -23,6 +23,7 @@ clock for durations and for the diagnostics timer (reports go on while a bag is 
 from __future__ import annotations
 
 import functools
+import gc
 import re
 import sys
 import threading
@@ -254,7 +255,8 @@ class GresNode(LifecycleNode):
         with self._predictor_lock:  # waits for the frame in flight
             processor, self._processor = self._processor, None
         if processor is not None and hasattr(processor.predictor, 'close'):
-            unfreeze_heap()  # the model's reference cycles are collectable again
+            if not self._exiting:  # the model's reference cycles are collectable again
+                unfreeze_heap()
             processor.predictor.close()  # frees the backend (GPU memory, sessions)
         if self._wake is not None:
             self.destroy_guard_condition(self._wake)
@@ -482,6 +484,7 @@ def main(args=None) -> int:
         pass
     finally:
         ignore_further_signals()  # a second Ctrl-C / SIGTERM must not break the shutdown
+        gc.disable()  # nor a full collection of the whole heap (seconds on a loaded CPU)
         node._exiting = True
         node.release()  # waits for the frame in flight (one inference), frees the model
         # Do not wait for a callback still running (e.g. an activation loading a model for

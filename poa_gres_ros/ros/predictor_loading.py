@@ -9,13 +9,15 @@ Garbage-collector pauses: loading a model leaves the process with 0.2-0.8 millio
 objects (torch, transformers, ONNX Runtime; the most after an ONNX export in this process),
 and CPython's full collection walks all of them while holding the GIL. Measured on the 2-core
 development machine under load: 190-240 ms per full collection with a cached ONNX export,
-840-1160 ms right after an export in the node process; the node's callbacks allocate enough
-(messages, arrays) to trigger one every few seconds, and each one stalled the frame in flight
-and the image callbacks (the 2 s model-time spikes of the demo). :func:`freeze_heap` moves
-the objects that exist after loading into the collector's permanent generation
-(``gc.freeze``), so later collections walk only what the frames allocate (measured: 0.004 ms
-for a full collection right after freezing). :func:`unfreeze_heap` undoes it before the model
-is freed, so its reference cycles are collected again.
+840-1160 ms right after an export in the node process (5-20 s with 20 processes on 2 cores);
+the node's callbacks allocate enough (messages, arrays) to trigger one every few seconds, and
+each one stalled the frame in flight, the image callbacks and Ctrl-C handling (the 2 s
+model-time spikes of the demo). :func:`freeze_heap` moves the objects that exist after loading
+into the collector's permanent generation (``gc.freeze``), so later collections walk only
+what the frames allocate (measured: 0.004 ms for a full collection after freezing). It does
+not collect first: that full collection is exactly the pause to avoid (and it would delay a
+Ctrl-C during activation); garbage that exists at that moment stays until
+:func:`unfreeze_heap`, which the node calls before it frees a model (deactivate, cleanup).
 """
 
 from __future__ import annotations
@@ -66,10 +68,9 @@ def load_predictor(
 
 
 def freeze_heap() -> tuple[int, float]:
-    """Collect garbage once, then exclude every surviving object from later collections
-    (module docstring). Returns (objects frozen, milliseconds taken)."""
+    """Exclude every object that exists now from later collections (module docstring).
+    Returns (objects frozen, milliseconds taken)."""
     t0 = time.perf_counter()
-    gc.collect()
     gc.freeze()
     return gc.get_freeze_count(), (time.perf_counter() - t0) * 1e3
 

@@ -26,6 +26,7 @@ while Whisper decodes. Bad audio (unknown format, partial frame, unsupported rat
 
 from __future__ import annotations
 
+import gc
 import statistics
 import threading
 import time
@@ -385,6 +386,7 @@ def main(args=None) -> int:
         pass
     finally:
         ignore_further_signals()
+        gc.disable()  # no full collection of the whole heap during the shutdown
         node._exiting = True
         node.destroy_node()  # stops the recogniser after the decode in progress
         executor.shutdown(timeout_sec=1.0)
