@@ -7,7 +7,11 @@ Nodes and what they are made of:
   ``core/node_settings.py``).
 - ``image_input``: image subscriptions (raw, compressed, QoS 'auto', loss count).
 - ``depth_input``: the optional depth + CameraInfo input and the 3D fields of a result.
-- ``instruction_state``: the current instruction, its id, expiry and binding to images.
+- ``instruction_state``: the current instruction, its id, expiry and binding to images (by
+  header stamp or receipt order).
+- ``binding_notices``: what the node logs and reports about binding (the rule in force, frames
+  skipped without an instruction).
+- ``log_text``: long instruction text cut for log lines.
 - ``frame_processor``: one frame through the predictor into a result message.
 - ``result_msgs``: the node's rclpy messages (through ``conversions.result_msgs``).
 - ``geometry_viz``: point cloud and markers of the 3D result.
@@ -17,6 +21,6 @@ Nodes and what they are made of:
 - ``predictor_loading``: loading and warming up the predictor at activation.
 - ``speech_node`` and ``speech_params``: the speech node and its parameters.
 - ``launch_commands``: the node command lines (the launch file's stand-in, no rclpy).
-- ``process_exit``: the node executables' fast, orderly exit.
+- ``process_exit``: the node executables' fast, orderly exit (further signals ignored).
 - ``bag_player``: live bag replay into a running node.
 """
