@@ -105,37 +105,11 @@ def string(text: str):
     return msg_class(STRING)(data=text)
 
 
-def gres_instances(
-    pred: GresPrediction,
-    hdr,
-    *,
-    instruction_id: int,
-    instruction_stamp_ns: int,
-    model_name: str,
-    backend: str,
-    inference_time_ms: float = 0.0,
-    geometry=None,
-    depth_status: int = 0,
-    depth_detail: str = '',
-    depth_stamp_ns: int = 0,
-):
-    """``poa_gres_ros/GresInstances`` for ``pred`` with ``pred.instruction`` as the instruction
-    (``conversions.result_msgs.instances_msg``, the node's path, with rosbags classes)."""
-    return R.instances_msg(
-        pred,
-        hdr,
-        ROSBAGS,
-        instruction=pred.instruction,
-        instruction_id=instruction_id,
-        instruction_stamp_ns=instruction_stamp_ns,
-        model_name=model_name,
-        backend=backend,
-        inference_time_ms=inference_time_ms,
-        geometry=geometry,
-        depth_status=depth_status,
-        depth_detail=depth_detail,
-        depth_stamp_ns=depth_stamp_ns,
-    )
+def gres_instances(pred: GresPrediction, hdr, **fields):
+    """``poa_gres_ros/GresInstances`` for ``pred`` with ``pred.instruction`` as the instruction:
+    ``conversions.result_msgs.instances_msg`` (the node's path, with its keyword ``fields``:
+    instruction_id, instruction_stamp_ns, model_name, backend, ...) with rosbags classes."""
+    return R.instances_msg(pred, hdr, ROSBAGS, instruction=pred.instruction, **fields)
 
 
 def serialize(msg) -> bytes:

@@ -49,6 +49,11 @@ from poa_gres_ros.bag.typestore import (
     STRING,
 )
 from poa_gres_ros.conversions import result_msgs as R
+from poa_gres_ros.conversions.image_msgs import (
+    ImageConversionError,
+    compressed_msg_to_rgb,
+    image_msg_to_rgb,
+)
 
 ROLES = ('image', 'camera_info', 'depth', 'instruction', 'ground_truth', 'gt_objects')
 DEFAULT_TOPICS = {
@@ -193,6 +198,16 @@ class DepthInput:
 
 
 KEEP_DEPTH = 8
+
+
+def _decode_image(msg, compressed: bool) -> np.ndarray | str:
+    """(H, W, 3) uint8 RGB of an Image or CompressedImage with the node's converter, or the
+    reason it cannot be converted (bad encoding or sizes), so one bad frame never ends a
+    replay."""
+    try:
+        return compressed_msg_to_rgb(msg) if compressed else image_msg_to_rgb(msg)
+    except ImageConversionError as exc:
+        return str(exc)
 
 
 def _depth_input(msg, info, rgb) -> DepthInput:
@@ -350,12 +365,6 @@ class BagTimeline:
             an image that cannot be converted (bad encoding or sizes), so one bad frame never
             ends a replay.
         """
-        from poa_gres_ros.conversions.image_msgs import (
-            ImageConversionError,
-            compressed_msg_to_rgb,
-            image_msg_to_rgb,
-        )
-
         wanted = None if indices is None else set(indices)
         compressed = self.msgtypes['image'] == COMPRESSED_IMAGE
         with self._reader() as reader:
@@ -363,13 +372,10 @@ class BagTimeline:
             for k, (conn, _, raw) in enumerate(reader.messages(connections=conns)):
                 if wanted is not None and k not in wanted:
                     continue
-                msg = reader.deserialize(raw, conn.msgtype)
-                try:
-                    rgb = compressed_msg_to_rgb(msg) if compressed else image_msg_to_rgb(msg)
-                except ImageConversionError as exc:
-                    yield self.frames[k], str(exc)
-                    continue
-                yield self.frames[k], rgb
+                yield (
+                    self.frames[k],
+                    _decode_image(reader.deserialize(raw, conn.msgtype), compressed),
+                )
 
     def depth_index(self, tolerance_s: float = DEPTH_TOLERANCE_S) -> dict[int, int]:
         """Frame index -> position among the depth messages of its depth image (rule 5);
@@ -398,12 +404,6 @@ class BagTimeline:
         """
         from collections import deque
 
-        from poa_gres_ros.conversions.image_msgs import (
-            ImageConversionError,
-            compressed_msg_to_rgb,
-            image_msg_to_rgb,
-        )
-
         wanted = None if indices is None else set(indices)
         want_depth = self.depth_index(tolerance_s)
         used = {d for k, d in want_depth.items() if wanted is None or k in wanted}
@@ -429,11 +429,7 @@ class BagTimeline:
                     k, n_img = n_img, n_img + 1
                     if wanted is not None and k not in wanted:
                         continue
-                    msg = reader.deserialize(raw, conn.msgtype)
-                    try:
-                        rgb = compressed_msg_to_rgb(msg) if compressed else image_msg_to_rgb(msg)
-                    except ImageConversionError as exc:
-                        rgb = str(exc)
+                    rgb = _decode_image(reader.deserialize(raw, conn.msgtype), compressed)
                     d = want_depth.get(k)
                     if d is None:
                         yield self.frames[k], rgb, DepthInput(None, None, None, _no_depth(self))

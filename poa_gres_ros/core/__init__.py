@@ -11,5 +11,6 @@
 - ``geometry3d``: depth decoding, intrinsics and the 3D geometry of an instance.
 - ``stamp_pairing``: pairing messages by header stamp in a bounded buffer.
 - ``metrics``: gRefCOCO and Ref-ZOM metrics, counted as the reference evaluators.
+- ``json_files``: reading JSON files with errors that name the file.
 - ``visualize``: overlays of a prediction (and of the ground truth).
 """

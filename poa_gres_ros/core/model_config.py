@@ -21,6 +21,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from poa_gres_ros.core.json_files import read_json
+
 CONFIG_FORMAT = 'poa_gres_ros.model_config/1'
 LAYER_STEPS = ('masked_cross_attn', 'text_cross_attn', 'text_update', 'self_attn', 'ffn')
 BACKBONES = ('efficientnet_lite0', 'swin', 'tiny_cnn')
@@ -344,11 +346,7 @@ class POAConfig:
         Raises:
             FileNotFoundError: no such file. ValueError: invalid JSON or content.
         """
-        with open(path, encoding='utf-8') as fh:
-            try:
-                data = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f'{path} is not valid JSON: {exc}') from exc
+        data = read_json(path)
         try:
             return cls.from_dict(data)
         except (ValueError, TypeError) as exc:

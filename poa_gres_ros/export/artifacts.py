@@ -23,6 +23,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from poa_gres_ros.core.json_files import read_json
+
 CACHE_ENV = 'POA_GRES_CACHE_DIR'
 _CHUNK = 1 << 20
 
@@ -91,20 +93,15 @@ def slug(text: str, max_len: int = 40) -> str:
     return out[:max_len] or 'x'
 
 
-def read_json(path: str | os.PathLike) -> dict:
-    """Read a JSON object.
-
-    Raises:
-        FileNotFoundError: missing. ValueError: not valid JSON or not an object.
-    """
-    with open(path, encoding='utf-8') as fh:
-        try:
-            data = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f'{path} is not valid JSON ({exc})') from exc
-    if not isinstance(data, dict):
-        raise ValueError(f'{path} does not hold a JSON object')
-    return data
+def read_metadata(path: str | os.PathLike) -> tuple[dict | None, str | None]:
+    """``(metadata, None)`` from a JSON object file, or ``(None, why it cannot be used)`` when
+    the file is missing, not valid JSON or not an object."""
+    if not Path(path).is_file():
+        return None, f'{path} is missing'
+    try:
+        return read_json(path), None
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def write_json_atomic(path: str | os.PathLike, data: dict) -> None:

@@ -15,12 +15,13 @@ length, matching the calibration profile set in
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from pathlib import Path
 
 import numpy as np
+
+from poa_gres_ros.core.json_files import read_json
 
 GREFS_FILES = ('grefs(unc).json', 'grefs.json')
 
@@ -30,13 +31,7 @@ def _read_refs(dataset_dir: Path) -> list[dict]:
     for name in GREFS_FILES:
         path = dataset_dir / name
         if path.is_file():
-            with open(path, encoding='utf-8') as fh:
-                try:
-                    refs = json.load(fh)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f'{path} is not valid JSON ({exc})') from exc
-            if not isinstance(refs, list):
-                raise ValueError(f'{path} must hold a list of refs (gRefCOCO format)')
+            refs = read_json(path, list, 'refs (gRefCOCO format)')
             return [r for r in refs if isinstance(r, dict) and r.get('sentences')]
     raise FileNotFoundError(
         f'no {" or ".join(GREFS_FILES)} in {dataset_dir}: the calibration dataset must be in '

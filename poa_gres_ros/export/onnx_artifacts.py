@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from poa_gres_ros.core.json_files import read_json
 from poa_gres_ros.core.model_config import POAConfig
 from poa_gres_ros.export.artifacts import (
     canonical_json,
@@ -27,7 +28,7 @@ from poa_gres_ros.export.artifacts import (
     exclusive_lock,
     file_sha256,
     key_hash,
-    read_json,
+    read_metadata,
     slug,
 )
 from poa_gres_ros.export.onnx_export import (
@@ -53,12 +54,9 @@ def validate_export(
     """
     folder = Path(export_dir)
     meta_path = folder / METADATA_NAME
-    if not meta_path.is_file():
-        return f'{meta_path} is missing'
-    try:
-        meta = read_json(meta_path)
-    except ValueError as exc:
-        return str(exc)
+    meta, why = read_metadata(meta_path)
+    if meta is None:
+        return why
     if meta.get('format') != EXPORT_FORMAT:
         return f'{meta_path}: format {meta.get("format")!r} is not {EXPORT_FORMAT!r}'
     for key in ('config_sha256', 'weights_sha256', 'external'):

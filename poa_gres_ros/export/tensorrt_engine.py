@@ -40,7 +40,7 @@ from poa_gres_ros.export.artifacts import (
     canonical_json,
     file_sha256,
     key_hash,
-    read_json,
+    read_metadata,
     slug,
     write_bytes_atomic,
     write_json_atomic,
@@ -161,12 +161,9 @@ def rebuild_reason(engine_path: str | os.PathLike, spec: EngineSpec) -> str | No
     meta_path = engine_path.with_suffix('.json')
     if not engine_path.is_file():
         return f'no engine at {engine_path}'
-    if not meta_path.is_file():
-        return f'{meta_path} is missing'
-    try:
-        meta = read_json(meta_path)
-    except ValueError as exc:
-        return str(exc)
+    meta, why = read_metadata(meta_path)
+    if meta is None:
+        return why
     for key, want in spec.fields().items():
         if canonical_json(meta.get(key)) != canonical_json(want):
             return f'{key} is {meta.get(key)!r} in {meta_path}, need {want!r}'

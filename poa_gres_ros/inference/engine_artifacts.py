@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from poa_gres_ros.core.inference_options import PRECISIONS
@@ -115,15 +116,10 @@ def find_or_build_engines(
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     folder, specs = plan_engines(meta, gpu, trt.__version__, precision, root, max_batch, opt_tokens)
     logger = make_logger(trt)
-    build_args = (
-        export_dir,
-        config,
-        model_dir,
-        device,
-        workspace_mb,
-        calibration_dataset,
-        calibration_images,
-    )
+    inputs = _BuildInputs(
+        Path(export_dir), config, Path(model_dir), device, int(workspace_mb),
+        calibration_dataset, int(calibration_images),
+    )  # fmt: skip
     engines = {}
     for spec in specs:
         path = folder / f'{spec.graph}.engine'
@@ -141,7 +137,7 @@ def find_or_build_engines(
                 if not force_rebuild and rebuild_reason(path, spec) is None:
                     engine, _ = _load(trt, logger, path, device)  # built by another process
                 if engine is None:
-                    engine = _build(trt, logger, spec, path, reason, *build_args)
+                    engine = _build(trt, logger, spec, path, reason, inputs)
         _log.info(
             'engine %s I/O tensors:\n%s',
             spec.graph,
@@ -165,20 +161,20 @@ def _load(trt, logger, path: Path, device: str):
     return engine, None
 
 
-def _build(
-    trt,
-    logger,
-    spec,
-    path,
-    reason,
-    export_dir,
-    config,
-    model_dir,
-    device,
-    workspace_mb,
-    calibration_dataset,
-    calibration_images,
-):
+@dataclass(frozen=True)
+class _BuildInputs:
+    """What an engine build needs besides its spec."""
+
+    export_dir: Path
+    config: POAConfig
+    model_dir: Path
+    device: str
+    workspace_mb: int
+    calibration_dataset: str | os.PathLike | None
+    calibration_images: int
+
+
+def _build(trt, logger, spec, path: Path, reason: str, inputs: _BuildInputs):
     _log.warning(
         'building the TensorRT %s engine (%s) on %s, %s: this can take several minutes '
         '(longer on a Jetson); it is cached in %s',
@@ -190,22 +186,13 @@ def _build(
     )
     calibrator = None
     if spec.precision == 'int8' and spec.graph == VISION_GRAPH:
-        calibrator = _calibrator(
-            trt,
-            export_dir,
-            config,
-            model_dir,
-            device,
-            path,
-            calibration_dataset,
-            calibration_images,
-        )
+        calibrator = _calibrator(trt, inputs, path)
     t0 = time.perf_counter()
     data = build_engine(
-        export_dir / GRAPH_FILES[spec.graph], spec, int(workspace_mb) << 20, calibrator
+        inputs.export_dir / GRAPH_FILES[spec.graph], spec, inputs.workspace_mb << 20, calibrator
     )
     build_s = time.perf_counter() - t0
-    engine = TrtEngine(trt, data, device, logger)
+    engine = TrtEngine(trt, data, inputs.device, logger)
     save_engine(
         path,
         data,
@@ -213,21 +200,22 @@ def _build(
         {
             'build_s': round(build_s, 1),
             'built_unix_s': round(time.time(), 1),
-            'onnx_dir': str(export_dir),
+            'onnx_dir': str(inputs.export_dir),
             'io_tensors': engine_io_table(engine.engine, trt),
         },
     )
     return engine
 
 
-def _calibrator(trt, export_dir, config, model_dir, device, engine_path, dataset, count):
+def _calibrator(trt, inputs: _BuildInputs, engine_path: Path):
     from poa_gres_ros.export.calibration import calibration_batches, make_calibrator
     from poa_gres_ros.export.onnx_export import ort_cpu_session
     from poa_gres_ros.export.wrappers import TEXT_GRAPH
     from poa_gres_ros.modeling.text_encoder import load_tokenizer
 
-    text = ort_cpu_session(Path(export_dir) / GRAPH_FILES[TEXT_GRAPH])
-    tokenizer = load_tokenizer(config.text, model_dir)
-    batches = calibration_batches(dataset, config, tokenizer, text, count)
+    text = ort_cpu_session(inputs.export_dir / GRAPH_FILES[TEXT_GRAPH])
+    tokenizer = load_tokenizer(inputs.config.text, inputs.model_dir)
+    dataset, count = inputs.calibration_dataset, inputs.calibration_images
+    batches = calibration_batches(dataset, inputs.config, tokenizer, text, count)
     _log.info('INT8 calibration on %d images from %s', len(batches), dataset)
-    return make_calibrator(trt, batches, Path(engine_path).with_suffix('.calib'), device)
+    return make_calibrator(trt, batches, Path(engine_path).with_suffix('.calib'), inputs.device)

@@ -9,7 +9,6 @@ wraps it in a message.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
@@ -54,17 +53,7 @@ def rgb8_image(image_rgb: np.ndarray, header: Header) -> Image:
 
 
 def build_instances_msg(
-    pred: GresPrediction,
-    header: Header,
-    instruction: Instruction,
-    *,
-    model_name: str,
-    backend: str,
-    inference_time_ms: float,
-    geometry: Sequence | None = None,
-    depth_status: int = 0,
-    depth_detail: str = '',
-    depth_stamp_ns: int = 0,
+    pred: GresPrediction, header: Header, instruction: Instruction, **fields
 ) -> GresInstances:
     """The /gres/instances message for one prediction (``conversions.result_msgs.instances_msg``).
 
@@ -72,10 +61,8 @@ def build_instances_msg(
         pred: the predictor's output at the source resolution (masks (H, W) bool).
         header: the source image header (copied to the result and to every mask).
         instruction: the instruction the image was bound to (text, id, receive stamp).
-        model_name, backend: reported as is.
-        inference_time_ms: wall-clock milliseconds spent in the predictor for this image.
-        geometry, depth_status, depth_detail, depth_stamp_ns: the 3D fields, as in
-            ``instances_msg``.
+        fields: the other keyword arguments of ``instances_msg`` (model_name, backend,
+            inference_time_ms, and the 3D fields).
     """
     return R.instances_msg(
         pred,
@@ -84,13 +71,7 @@ def build_instances_msg(
         instruction=instruction.text,
         instruction_id=instruction.id,
         instruction_stamp_ns=instruction.stamp_ns,
-        model_name=model_name,
-        backend=backend,
-        inference_time_ms=inference_time_ms,
-        geometry=geometry,
-        depth_status=depth_status,
-        depth_detail=depth_detail,
-        depth_stamp_ns=depth_stamp_ns,
+        **fields,
     )
 
 

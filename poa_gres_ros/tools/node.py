@@ -18,6 +18,7 @@ from __future__ import annotations
 import shlex
 import signal
 import subprocess
+from dataclasses import fields
 
 from poa_gres_ros.ros.launch_commands import NodeLaunch, node_commands
 
@@ -44,19 +45,11 @@ def _truthy(text: str) -> bool:
 
 
 def node_launch(args) -> NodeLaunch:
-    """The parsed arguments as launch arguments ('true'/'1'/'yes' are true, as in launch)."""
-    return NodeLaunch(
-        namespace=args.namespace,
-        params_file=args.params_file,
-        image_topic=args.image_topic,
-        use_sim_time=_truthy(args.use_sim_time),
-        log_level=args.log_level,
-        node_log_level=args.node_log_level,
-        model_dir=args.model_dir,
-        backend=args.backend,
-        speech=_truthy(args.speech),
-        speech_params_file=args.speech_params_file,
-    )
+    """The parsed arguments as launch arguments (same names; 'true'/'1'/'yes' are true, as in
+    launch)."""
+    values = {f.name: getattr(args, f.name) for f in fields(NodeLaunch)}
+    values.update(use_sim_time=_truthy(args.use_sim_time), speech=_truthy(args.speech))
+    return NodeLaunch(**values)
 
 
 def run(args) -> int:

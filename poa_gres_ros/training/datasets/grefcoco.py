@@ -18,11 +18,11 @@ annotations, categories) and the images (``images/`` by default; for gRefCOCO it
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
 
+from poa_gres_ros.core.json_files import read_json
 from poa_gres_ros.training.datasets.records import (
     CocoMasks,
     GresRecord,
@@ -85,13 +85,7 @@ def load_grefcoco(
     refs_path = os.path.join(root, refs_file)
     if not os.path.isfile(refs_path):
         raise FileNotFoundError(f'{refs_path} not found (expected a gRefCOCO-format folder)')
-    with open(refs_path, encoding='utf-8') as fh:
-        try:
-            refs = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f'{refs_path} is not valid JSON: {exc}') from exc
-    if not isinstance(refs, list):
-        raise ValueError(f'{refs_path} must hold a JSON list of refs')
+    refs = read_json(refs_path, list, 'refs')
     coco = load_coco(os.path.join(root, instances_file))
     records = refs_to_records(refs, coco, splits, skip_targeted_without_masks, source, refs_path)
     return records, CocoMasks(coco)
