@@ -18,7 +18,6 @@ as always.
 
 from __future__ import annotations
 
-import importlib
 import re
 import threading
 from collections.abc import Callable
@@ -27,25 +26,17 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo
 
 from poa_gres_ros.conversions.depth3d import depth_inputs, geometry_msg
+from poa_gres_ros.conversions.result_msgs import stamp_ns
 from poa_gres_ros.core.geometry3d import lift_instances
 from poa_gres_ros.core.stamp_pairing import StampRing
 from poa_gres_ros.msg import GresInstances
 from poa_gres_ros.ros.image_input import ImageInput
+from poa_gres_ros.ros.result_msgs import rclpy_message_class
 
 RING_CAPACITY = 8
 CAMERA_INFO_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.BEST_EFFORT
 )  # best effort matches reliable and best-effort camera drivers alike
-
-
-def ros_msg_class(name: str):
-    """'geometry_msgs/msg/Point' -> the rclpy message class."""
-    pkg, kind, typ = name.split('/')
-    return getattr(importlib.import_module(f'{pkg}.{kind}'), typ)
-
-
-def _ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 class DepthInput:
@@ -96,7 +87,7 @@ class DepthInput:
         self._info = msg
 
     def _on_depth(self, msg, topic: str) -> None:
-        stamp = _ns(msg.header.stamp)
+        stamp = stamp_ns(msg.header.stamp)
         self._ring.put(stamp, msg)
         with self._lock:
             if self._wanted is not None:
@@ -128,7 +119,7 @@ class DepthInput:
             pinned, wanted = self._pinned, self._wanted
             self._wanted, self._pinned = None, None
         if pinned is None:
-            stamp, tol = wanted if wanted is not None else (_ns(result.header.stamp), 0)
+            stamp, tol = wanted if wanted is not None else (stamp_ns(result.header.stamp), 0)
             _, _, reason = self._ring.nearest(stamp, tol)
             return self._fail(result, GresInstances.DEPTH_MISSING, reason, 'depth:missing')
         msg = pinned[1]
@@ -152,7 +143,7 @@ class DepthInput:
             reason = f'3D lifting failed: {type(exc).__name__}: {exc}'
             return self._fail(result, GresInstances.DEPTH_INVALID, reason, 'depth:lift')
         for inst, geo in zip(result.instances, geos):
-            inst.geometry = geometry_msg(geo, ros_msg_class)
+            inst.geometry = geometry_msg(geo, rclpy_message_class)
         result.depth_status = GresInstances.DEPTH_OK
         result.depth_detail = ''
         return geos
