@@ -55,9 +55,10 @@ def test_check_value_reasons(name, value, needle):
 
 
 def test_settings_update_uses_incoming_values_only():
-    from poa_gres_ros.core.node_settings import SPECS, NodeSettings
+    from poa_gres_ros.core.node_settings import DYNAMIC, SPECS, NodeSettings
 
     s = NodeSettings.from_values({k: v.default for k, v in SPECS.items()})
+    assert set(s.values()) == DYNAMIC  # every dynamic parameter is in the snapshot, nothing else
     s2 = s.updated({'relevance_threshold': 0.8, 'max_instances': 3, 'model_dir': 'ignored'})
     assert (s2.thresholds.relevance, s2.thresholds.max_instances) == (0.8, 3)
     assert s.thresholds.relevance == 0.5  # immutable snapshot: frames in flight keep theirs

@@ -17,7 +17,7 @@ and new values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from poa_gres_ros.core.inference_options import BACKENDS, PRECISIONS
@@ -151,12 +151,13 @@ SPECS: dict[str, ParameterSpec] = {
 
 DYNAMIC: frozenset[str] = frozenset(n for n, s in SPECS.items() if not s.read_only)
 THRESHOLD_PARAMETERS = {
-    'relevance_threshold': ('relevance', float),
-    'mask_threshold': ('mask', float),
-    'no_target_threshold': ('no_target', float),
-    'max_instances': ('max_instances', int),
+    'relevance_threshold': 'relevance',
+    'mask_threshold': 'mask',
+    'no_target_threshold': 'no_target',
+    'max_instances': 'max_instances',
 }
-"""Parameter name -> (``Thresholds`` field, type)."""
+"""Parameter name -> ``Thresholds`` field. The other fields of :class:`NodeSettings` are
+named like their parameters."""
 
 
 @dataclass(frozen=True)
@@ -187,34 +188,17 @@ class NodeSettings:
             ValueError: a value out of range for ``Thresholds``.
         """
 
-        def get(name):
-            return values.get(name, SPECS[name].default)
+        def get(name):  # typed like the parameter's default (bool, int, float)
+            return type(SPECS[name].default)(values.get(name, SPECS[name].default))
 
-        thresholds = Thresholds(
-            **{field: kind(get(name)) for name, (field, kind) in THRESHOLD_PARAMETERS.items()}
-        )
-        return cls(
-            thresholds=thresholds,
-            publish_debug=bool(get('publish_debug')),
-            instruction_timeout_s=float(get('instruction_timeout_s')),
-            stamp_tolerance_s=float(get('stamp_tolerance_s')),
-            depth_tolerance_s=float(get('depth_tolerance_s')),
-            depth_erode_px=int(get('depth_erode_px')),
-            depth_min_points=int(get('depth_min_points')),
-        )
+        thresholds = Thresholds(**{f: get(name) for name, f in THRESHOLD_PARAMETERS.items()})
+        others = {f.name: get(f.name) for f in fields(cls) if f.name != 'thresholds'}
+        return cls(thresholds=thresholds, **others)
 
     def values(self) -> dict:
         """The dynamic parameter values of this snapshot (name -> value)."""
-        t = self.thresholds
-        out = {name: getattr(t, field) for name, (field, _) in THRESHOLD_PARAMETERS.items()}
-        out.update(
-            publish_debug=self.publish_debug,
-            instruction_timeout_s=self.instruction_timeout_s,
-            stamp_tolerance_s=self.stamp_tolerance_s,
-            depth_tolerance_s=self.depth_tolerance_s,
-            depth_erode_px=self.depth_erode_px,
-            depth_min_points=self.depth_min_points,
-        )
+        out = {name: getattr(self.thresholds, f) for name, f in THRESHOLD_PARAMETERS.items()}
+        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != 'thresholds'})
         return out
 
     def updated(self, values: dict) -> NodeSettings:
