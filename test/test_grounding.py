@@ -1,12 +1,12 @@
-"""Phrase spans from constructed attention matrices (modeling/grounding.py rule)."""
+"""Phrase spans from constructed attention matrices (core/grounding.py rule)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from poa_gres_ros.core.grounding import GroundingRule, ground_phrase, ground_phrases
 from poa_gres_ros.core.model_presets import get_preset
-from poa_gres_ros.modeling.grounding import GroundingRule, ground_phrase, ground_phrases
 from poa_gres_ros.modeling.text_encoder import load_tokenizer, tokenize
 
 

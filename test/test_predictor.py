@@ -147,7 +147,7 @@ def test_long_instruction_is_truncated(predictor):
     assert predictor.predict(_image(), KEEP_ALL).truncated
 
 
-def test_batch_twin_matches_single_frames(predictor):
+def test_predict_batch_of_tensors_matches_single_frames(predictor):
     predictor.set_instruction(TEXT)
     imgs = [_image(64, 96, seed=s) for s in (1, 2)]  # network size: no input resize
     batch = predictor.predict_batch(
@@ -155,23 +155,38 @@ def test_batch_twin_matches_single_frames(predictor):
         texts=[TEXT, 'a cup'],
         thresholds=KEEP_ALL,
     )
-    assert batch.instance_masks.shape == (2, 6, 64, 96) and batch.final_mask.shape == (2, 64, 96)
-    assert not batch.relevance.requires_grad
+    assert len(batch) == 2 and [p.instruction for p in batch] == [TEXT, 'a cup']
+    assert batch[0].final_mask.shape == (64, 96) and batch[0].final_mask.dtype == np.bool_
     single = predictor.predict(imgs[0], KEEP_ALL)
-    rel = batch.relevance[0].numpy()
+    # same post-processing; the model ran on a batch of two with a padded second text
+    assert [i.query_index for i in batch[0].instances] == [i.query_index for i in single.instances]
     assert np.allclose(
+        [i.relevance for i in batch[0].instances],
         [i.relevance for i in single.instances],
-        rel[[i.query_index for i in single.instances]],
         atol=1e-5,
     )
-    assert (batch.final_mask[0].numpy() == single.final_mask).mean() > 0.995
-    for inst in single.instances:
-        agree = (batch.instance_masks[0, inst.query_index].numpy() == inst.mask).mean()
-        assert agree > 0.995
-        assert batch.phrases[0][inst.query_index] == inst.phrase
+    assert (batch[0].final_mask == single.final_mask).mean() > 0.995
+    for a, b in zip(batch[0].instances, single.instances):
+        assert (a.mask == b.mask).mean() > 0.995 and a.phrase == b.phrase
     assert predictor.instruction.text == TEXT  # texts= does not change the current one
     with pytest.raises(ValueError, match='2 texts for 1 images'):
         predictor.predict_batch(torch.zeros(1, 3, 64, 96, dtype=torch.uint8), texts=['a', 'b'])
+
+
+def test_predict_batch_of_images_of_different_sizes(predictor):
+    predictor.set_instruction(TEXT)
+    imgs = [_image(120, 160, seed=3), _image(37, 291, seed=4)]
+    batch = predictor.predict_batch(imgs, thresholds=KEEP_ALL)
+    assert [p.final_mask.shape for p in batch] == [(120, 160), (37, 291)]
+    for img, got in zip(imgs, batch):
+        one = predictor.predict(img, KEEP_ALL)
+        assert [i.query_index for i in got.instances] == [i.query_index for i in one.instances]
+        assert (got.final_mask == one.final_mask).mean() > 0.995
+        assert got.no_target == one.no_target and got.instruction == TEXT
+    with pytest.raises(TypeError, match='sequence of images'):
+        predictor.predict_batch(imgs[0])
+    with pytest.raises(ValueError, match='empty batch'):
+        predictor.predict_batch([])
 
 
 def test_from_model_dir_and_resolve_by_name(model_dir, monkeypatch, tmp_path):

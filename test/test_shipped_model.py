@@ -28,13 +28,16 @@ pytestmark = [
 ]
 pytest.importorskip('pybullet')
 
-# split: {metric: floor}, about 3 points under the values measured when the model was committed
-# (MODEL_CARD.md: test cIoU 32.35, gIoU 29.04, T-acc 100; test_comp cIoU 27.45, gIoU 24.32).
-# The shipped model never predicts no-target (N-acc 0.00), so N-acc has no floor yet: raise
-# these floors together with the model card when a better model is committed.
+# split: {metric: floor}, a few points under the values measured on this set with the
+# post-processing of docs/postprocessing.md (the merged mask restricted to the reported
+# instances; no instance left = no-target): test cIoU 12.83, gIoU 35.66, N-acc 80.65 (25 of 31),
+# T-acc 46.43; test_comp cIoU 3.15, gIoU 13.01. Before that rule the merged mask alone scored
+# test cIoU 32.35 (MODEL_CARD.md): the shipped model keeps no instance for about half of the
+# targeted sentences. Raise these floors together with the model card when a better model is
+# committed.
 FLOORS = {
-    'test': {'cIoU': 29.0, 'gIoU': 26.0, 'T-acc': 95.0},
-    'test_comp': {'cIoU': 24.0, 'gIoU': 21.0},
+    'test': {'cIoU': 10.0, 'gIoU': 32.0, 'N-acc': 74.0, 'T-acc': 43.0},
+    'test_comp': {'cIoU': 2.0, 'gIoU': 10.0},
 }
 
 

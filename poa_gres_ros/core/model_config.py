@@ -183,8 +183,9 @@ class HeadConfig:
         q_global: 'sum' = sum_i p_i Q_i as written, 'mean' = divided by sum_i p_i + 1e-6
             (docs/method.md#no-target).
         no_target_hidden: hidden width of the no-target MLP [Q_global; T_sen] -> hidden -> 2.
-        blank_mask_on_no_target: inference blanks the final mask and drops the instances when
-            no-target is predicted (docs/method.md#no-target).
+        blank_mask_on_no_target: not read any more: post-processing always answers no-target
+            with no instance and an empty mask (docs/postprocessing.md); kept so that saved
+            configs load.
     """
 
     mask_mlp_layers: int = 3

@@ -1,5 +1,7 @@
 """Predictor facade (segment-anything's SamPredictor pattern): set the instruction once, then
 predict frame after frame; numpy in, result dataclasses out, at the source resolution.
+``predict`` is ``predict_batch`` with a batch of one; both post-process with
+``core.postprocess.postprocess``, as evaluation does.
 
 Thread safety: ``set_instruction``/``clear_instruction`` may be called from another thread
 than ``predict`` (e.g. two ROS callback groups). ``predict`` reads the current instruction once
@@ -12,20 +14,20 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from poa_gres_ros.core.grounding import GroundingRule
 from poa_gres_ros.core.model_config import POAConfig
+from poa_gres_ros.core.postprocess import InstructionTokens, postprocess
 from poa_gres_ros.core.results import GresPrediction
 from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.inference.backends.base import Backend, create_backend
-from poa_gres_ros.inference.batch import BatchPrediction, postprocess_batch
 from poa_gres_ros.inference.model_dirs import resolve_model_dir
-from poa_gres_ros.inference.postprocess import postprocess_single
-from poa_gres_ros.modeling.grounding import GroundingRule
 from poa_gres_ros.modeling.preprocess import check_image, preprocess_batch, preprocess_image
 from poa_gres_ros.modeling.text_encoder import load_tokenizer, tokenize
 
@@ -50,19 +52,29 @@ class _Encoded:
     input_ids: np.ndarray  # (1, L) int64
     attention_mask: np.ndarray  # (1, L) int64
     features: np.ndarray  # (1, L, D_text) float32
-    offsets: list[tuple[int, int]]
-    word_ids: list[int | None]
+    tokens: InstructionTokens  # text, offsets, word_ids for phrase spans
+
+
+def _stack_text(encs: list[_Encoded]) -> tuple[np.ndarray, np.ndarray]:
+    """(B, L, D) float32 text features and (B, L) int64 mask, right-padded to the longest."""
+    length = max(e.features.shape[1] for e in encs)
+    feats = np.zeros((len(encs), length, encs[0].features.shape[2]), np.float32)
+    mask = np.zeros((len(encs), length), np.int64)
+    for i, e in enumerate(encs):
+        n = e.features.shape[1]
+        feats[i, :n], mask[i, :n] = e.features[0], e.attention_mask[0]
+    return feats, mask
 
 
 class Predictor:
-    """GRES inference on single frames (``predict``) and torch batches (``predict_batch``).
+    """GRES inference on single frames (``predict``) and batches (``predict_batch``).
 
     Args:
         backend: a Backend (see inference/backends/base.py).
         tokenizer: the model's fast tokenizer. model_name: shown in logs and diagnostics.
         thresholds: initial Thresholds (default Thresholds()).
         cache_size: instructions kept in the LRU text-feature cache (>= 1).
-        grounding_rule: phrase-span rule (modeling/grounding.py).
+        grounding_rule: phrase-span rule (core/grounding.py).
     """
 
     def __init__(
@@ -199,8 +211,7 @@ class Predictor:
             ids,
             mask,
             feats,
-            tok.offsets[0],
-            tok.word_ids[0],
+            InstructionTokens(text, tok.offsets[0], tok.word_ids[0]),
         )
         with self._state_lock:
             self._cache[text] = enc
@@ -232,7 +243,8 @@ class Predictor:
     def predict(
         self, image_rgb: np.ndarray, thresholds: Thresholds | None = None
     ) -> GresPrediction:
-        """Segment what the current instruction refers to in one image.
+        """Segment what the current instruction refers to in one image: ``predict_batch`` with
+        a batch of one.
 
         Args:
             image_rgb: (H, W, 3) uint8 RGB, any size.
@@ -243,30 +255,72 @@ class Predictor:
         Raises:
             RuntimeError: no instruction set. TypeError/ValueError: wrong image type/shape.
         """
+        check_image(image_rgb)
+        return self.predict_batch([image_rgb], thresholds=thresholds)[0]
+
+    def predict_batch(
+        self,
+        images: torch.Tensor | Sequence[np.ndarray],
+        texts: Sequence[str] | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> list[GresPrediction]:
+        """Segment B images, each with its own instruction or all with the current one.
+
+        Post-processing is ``core.postprocess.postprocess`` (docs/postprocessing.md), the
+        function evaluation calls too.
+
+        Args:
+            images: a (B, 3, H, W) RGB tensor, uint8 or float in 0-255, on any device (the
+                backend's torch path keeps it there), or a sequence of B (H, W, 3) uint8 RGB
+                numpy images of any sizes.
+            texts: B instructions, or None for the current instruction on every image (read
+                once, so every image of the call gets the same one).
+            thresholds: overrides ``self.thresholds`` for this call.
+        Returns:
+            B GresPredictions, each at its image's (H, W); ``timings_ms`` are those of the
+            whole call ('preprocess', 'vision', 'postprocess', 'total').
+        Raises:
+            RuntimeError: texts is None and no instruction is set. ValueError: len(texts) != B,
+            an empty batch or a bad image shape. TypeError: a bad image or thresholds type.
+        """
         t0 = time.perf_counter()
-        enc = self._current
-        if enc is None:
-            raise RuntimeError('no instruction set; call set_instruction(text) first')
         thr = thresholds if thresholds is not None else self._thresholds
         if not isinstance(thr, Thresholds):
             raise TypeError(f'thresholds must be a Thresholds, got {type(thr).__name__}')
-        size_hw = check_image(image_rgb)
-        x = preprocess_image(image_rgb, self._config).numpy()[None]
+        current = self._current
+        if isinstance(images, torch.Tensor):
+            x = preprocess_batch(images, self._config)
+            sizes = [tuple(int(v) for v in images.shape[-2:])] * x.shape[0]
+        else:
+            if isinstance(images, np.ndarray) and images.ndim == 3:
+                raise TypeError('predict_batch takes a sequence of images; use predict()')
+            sizes = [check_image(im) for im in images]
+            x = None
+        b = len(sizes)
+        if b == 0:
+            raise ValueError('empty batch of images')
+        if texts is None:
+            if current is None:
+                raise RuntimeError('no instruction set; call set_instruction(text) first')
+            encs = [current] * b
+        else:
+            if isinstance(texts, str) or len(texts) != b:
+                n = 1 if isinstance(texts, str) else len(texts)
+                raise ValueError(f'{n} texts for {b} images')
+            encs = [self._encode(t) for t in texts]
+        feats, mask = _stack_text(encs)
+        if x is None:
+            x = np.stack([preprocess_image(im, self._config).numpy() for im in images])
         t1 = time.perf_counter()
         with self._run_lock:
-            out = self._backend.run_vision(x, enc.features, enc.attention_mask)
+            if isinstance(x, torch.Tensor):
+                out = self._backend.run_vision_torch(
+                    x, torch.from_numpy(feats).to(x.device), torch.from_numpy(mask).to(x.device)
+                )
+            else:
+                out = self._backend.run_vision(x, feats, mask)
         t2 = time.perf_counter()
-        single = {k: np.asarray(v)[0] for k, v in out.items()}
-        instances, final, no_target, nt_prob = postprocess_single(
-            single,
-            size_hw,
-            thr,
-            enc.info.text,
-            enc.offsets,
-            enc.word_ids,
-            self._config.heads.blank_mask_on_no_target,
-            self.grounding_rule,
-        )
+        preds = postprocess(out, sizes, thr, [e.tokens for e in encs], self.grounding_rule)
         t3 = time.perf_counter()
         timings = {
             'preprocess': (t1 - t0) * 1e3,
@@ -274,62 +328,10 @@ class Predictor:
             'postprocess': (t3 - t2) * 1e3,
             'total': (t3 - t0) * 1e3,
         }
-        return GresPrediction(
-            instances=instances,
-            final_mask=final,
-            no_target=no_target,
-            no_target_prob=nt_prob,
-            instruction=enc.info.text,
-            truncated=enc.info.truncated,
-            timings_ms=timings,
-        )
-
-    def predict_batch(
-        self,
-        images: torch.Tensor,
-        texts: list[str] | None = None,
-        thresholds: Thresholds | None = None,
-    ) -> BatchPrediction:
-        """Torch-in, torch-out twin of ``predict`` for batches.
-
-        Args:
-            images: (B, 3, H, W) RGB tensor, uint8 or float in 0-255, on any device.
-            texts: B instructions, or None for the current instruction on every image.
-        Returns:
-            BatchPrediction with tensors at (H, W) on ``images.device``.
-        Raises:
-            RuntimeError: texts is None and no instruction is set. ValueError: len(texts) != B.
-        """
-        thr = thresholds if thresholds is not None else self._thresholds
-        x = preprocess_batch(images, self._config)
-        b = x.shape[0]
-        if texts is None:
-            if self._current is None:
-                raise RuntimeError('no instruction set; pass texts or call set_instruction')
-            encs = [self._current] * b
-        else:
-            if len(texts) != b:
-                raise ValueError(f'{len(texts)} texts for {b} images')
-            encs = [self._encode(t) for t in texts]
-        length = max(e.features.shape[1] for e in encs)
-        dim = encs[0].features.shape[2]
-        feats = np.zeros((b, length, dim), np.float32)
-        mask = np.zeros((b, length), np.int64)
-        for i, e in enumerate(encs):
-            n = e.features.shape[1]
-            feats[i, :n], mask[i, :n] = e.features[0], e.attention_mask[0]
-        with self._run_lock:
-            out = self._backend.run_vision_torch(
-                x, torch.from_numpy(feats).to(x.device), torch.from_numpy(mask).to(x.device)
-            )
-        return postprocess_batch(
-            out,
-            tuple(images.shape[-2:]),
-            thr,
-            encs,
-            self._config.heads.blank_mask_on_no_target,
-            self.grounding_rule,
-        )
+        for pred, enc in zip(preds, encs):
+            pred.truncated = enc.info.truncated
+            pred.timings_ms = dict(timings)
+        return preds
 
     def warmup(self, runs: int = 2, should_stop=None) -> float:
         """Warm the backend up (``Backend.warmup``) so the first real frame is not slow. Leaves

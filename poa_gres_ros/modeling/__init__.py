@@ -14,7 +14,6 @@ The method these modules implement is docs/method.md.
 - ``heads``: mask, relevance, phrase alignment, aggregation and no-target heads.
 - ``outputs``: the typed outputs.
 - ``common``: shared building blocks (MLP, attention, position embeddings).
-- ``grounding``: the instruction span each instance answers.
 - ``preprocess``: image preprocessing shared with training and export.
 - ``build``: builders and the registry of named variants.
 - ``io``: model folders (safetensors, no pickle).

@@ -1,15 +1,20 @@
-"""Batched evaluation of a POAModel on a dataset with ReLA's / DMMI's metrics
-(docs/method.md#metrics).
+"""Batched evaluation of a POAModel on a dataset: gRefCOCO, Ref-ZOM and instance metrics.
 
-Post-processing equals the Predictor's (docs/method.md#inference-output): the merged mask M
-(stride 4) is upsampled bilinearly (``align_corners=False``) to the evaluation size and
-thresholded at ``thresholds.mask``; no-target is ``no_target_prob > thresholds.no_target``; the
-mask is blanked when no-target is predicted and ``heads.blank_mask_on_no_target`` (needed for
-Ref-ZOM Acc).
+Post-processing is the product's: ``core.postprocess.postprocess`` (docs/postprocessing.md),
+the function the Predictor calls, applied to the model's own outputs (``relevance``,
+``merged_mask``, ``no_target_prob``). Metrics are counted on what it returns, so they score
+what the node publishes: the merged mask (restricted to the reported instances), the
+no-target decision (which includes "no instance left") and the instances with their phrases.
+
+* gRefCOCO (cIoU, gIoU, N-acc, T-acc, Pr@X): ``core.metrics.GresEvaluator`` (ReLA's counting);
+* Ref-ZOM (oIoU, mIoU, Acc): ``core.metrics.RefZomEvaluator``, when the records are Ref-ZOM's;
+* instance recall / precision, count accuracy, phrase-grounding accuracy:
+  ``core.instance_metrics.InstanceEvaluator`` against the per-object GT masks and, where the
+  records carry them, the sentence's GT phrases (docs/metrics.md).
 
 Evaluation size (docs/method.md#evaluation-resolution): 'input' = the network input size with
-the GT rasterised there (ReLA's protocol: 480 x 480 for gRefCOCO, comparable numbers need a 480
-x 480 model); 'source' = each image's own size (what the robot sees); or an explicit (H, W).
+the GT rasterised there (ReLA's protocol: 480 x 480 for gRefCOCO, comparable numbers need a
+480 x 480 model); 'source' = each image's own size (what the robot sees); or an explicit (H, W).
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from poa_gres_ros.core.instance_metrics import GtPhrase, InstanceEvaluator
 from poa_gres_ros.core.metrics import GresEvaluator, RefZomEvaluator
-from poa_gres_ros.core.results import GresPrediction, InstanceResult
+from poa_gres_ros.core.postprocess import InstructionTokens, postprocess
+from poa_gres_ros.core.results import GresPrediction
 from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.training.datasets.gres_dataset import collate_gres
 
@@ -33,10 +39,13 @@ class EvalResult:
     """Metrics and per-sample outcomes of one split.
 
     Attributes:
-        summary: gRefCOCO metrics ('all' and per expression type) from GresEvaluator.summary.
+        summary: per expression type ('all', 'single', 'multi', 'no_target') the gRefCOCO
+            metrics of ``GresEvaluator.summary`` and the instance metrics of
+            ``InstanceEvaluator.summary`` in one dict.
         refzom: Ref-ZOM metrics (oIoU, mIoU, Acc, Pr@X) when the records carry Ref-ZOM
             sources, else None.
-        samples: per sample: index, sentence, expr_type, outcome, iou, no_target_prob.
+        samples: per sample: index, sentence, expr_type, outcome, iou, no_target_prob,
+            pred_no_target, num_pred, num_gt, num_matched.
         examples: up to ``keep_examples`` (index, GresPrediction, gt_mask (H, W) bool) for
             overlays, at the evaluation size.
         eval_size: description of the evaluation resolution.
@@ -75,73 +84,45 @@ def model_inputs(batch: dict, dtype=torch.float32) -> dict:
     return kw
 
 
-@torch.no_grad()
-def postprocess(
-    merged_mask_logits: torch.Tensor,
-    no_target_logits: torch.Tensor,
-    size_hw: tuple[int, int],
-    thresholds: Thresholds,
-    blank_on_no_target: bool = True,
-):
-    """Final masks and no-target decisions (``Predictor.predict_batch`` rules).
+def _tokens(tokenizer, max_tokens: int, sentences: list[str], input_ids) -> list:
+    """Offsets and word ids of the batch's sentences, for phrase spans; checked against the
+    token ids the model saw so that attention columns and offsets line up."""
+    from poa_gres_ros.modeling.text_encoder import tokenize
 
-    Args:
-        merged_mask_logits: (B, Hm, Wm) pre-sigmoid merged mask M.
-        no_target_logits: (B, 2), column 1 = no-target.
-        size_hw: output (H, W).
-    Returns:
-        ``(masks, no_target, no_target_prob)``: (B, H, W) bool, (B,) bool, (B,) float32 numpy.
-    """
-    prob = merged_mask_logits.float().sigmoid()[:, None]
-    prob = F.interpolate(prob, size=tuple(size_hw), mode='bilinear', align_corners=False)[:, 0]
-    masks = (prob > thresholds.mask).cpu().numpy()
-    nt_prob = no_target_logits.float().softmax(-1)[:, 1].cpu().numpy()
-    nt = nt_prob > thresholds.no_target
-    if blank_on_no_target:
-        masks[nt] = False
-    return masks, nt, nt_prob.astype(np.float32)
+    tok = tokenize(tokenizer, sentences, max_tokens)
+    ids = input_ids.cpu()
+    out = []
+    for j, text in enumerate(sentences):
+        n = tok.num_tokens[j]
+        if not torch.equal(tok.input_ids[j, :n].cpu(), ids[j, :n]):
+            raise RuntimeError(
+                f'the dataset tokenized {text!r} differently from the model tokenizer'
+            )
+        out.append(InstructionTokens(text, tok.offsets[j][:n], tok.word_ids[j][:n]))
+    return out
 
 
-@torch.no_grad()
-def prediction_of(out, j: int, size_hw, thresholds: Thresholds, blank: bool, text: str):
-    """``GresPrediction`` of sample ``j`` of a POAOutput, for overlays (no phrase spans).
-
-    Instances: queries with relevance > ``thresholds.relevance`` (highest first, at most
-    ``max_instances``), mask ``sigmoid(upsample(S_i)) > thresholds.mask``, non-empty; none
-    when no-target is predicted and ``blank``.
-    """
-    masks, nt, nt_prob = postprocess(
-        out.merged_mask_logits[j : j + 1],
-        out.no_target_logits[j : j + 1],
-        size_hw,
-        thresholds,
-        blank,
-    )
-    rel = out.relevance_logits[j].float().sigmoid()
-    inst = []
-    if not (blank and nt[0]):
-        order = [int(q) for q in rel.argsort(descending=True) if rel[q] > thresholds.relevance]
-        order = order[: thresholds.max_instances]
-        if order:
-            logits = out.mask_logits[j, order].float()[None]
-            up = F.interpolate(logits, size=tuple(size_hw), mode='bilinear', align_corners=False)
-            bins = (up[0].sigmoid() > thresholds.mask).cpu().numpy()
-            inst = [
-                InstanceResult(bins[k], float(rel[q]), None, q)
-                for k, q in enumerate(order)
-                if bins[k].any()
-            ]
-    return GresPrediction(inst, masks[0], bool(nt[0]), float(nt_prob[0]), text)
+def gt_phrases(record) -> list[GtPhrase] | None:
+    """The record's GT phrases as indices into its instance masks (``record.ann_ids`` order),
+    or None when the record has none."""
+    if not getattr(record, 'phrases', ()):
+        return None
+    where = {a: k for k, a in enumerate(record.ann_ids)}
+    return [
+        GtPhrase(p.char_start, p.char_end, tuple(where[a] for a in p.ann_ids if a in where))
+        for p in record.phrases
+    ]
 
 
 def _gt_at(dataset, index: int, eval_size, batch_gt: torch.Tensor) -> np.ndarray:
+    """(K, H, W) bool per-object GT masks at the evaluation size."""
     if eval_size == 'input':
         g = batch_gt.numpy()
     elif eval_size == 'source':
         g = dataset.masks.masks(dataset.records[index], None)
     else:
         g = dataset.masks.masks(dataset.records[index], tuple(eval_size))
-    return g.any(axis=0) if g.shape[0] else np.zeros(g.shape[1:], bool)
+    return g.astype(bool)
 
 
 @torch.no_grad()
@@ -161,9 +142,10 @@ def evaluate_dataset(
     Args:
         model: POAModel (put in eval mode here; its previous mode is restored).
         dataset: dataset with ``records`` and ``masks``.
-        thresholds: mask / no-target thresholds (default ``Thresholds()``).
+        thresholds: post-processing thresholds (default ``Thresholds()``).
         eval_size: 'input', 'source' or (H, W) (module docstring).
-        keep_examples: keep this many (evenly spaced) masks for overlays.
+        keep_examples: keep this many (evenly spaced) predictions for overlays
+            (``len(dataset)`` keeps every one).
     Raises:
         ValueError: an unknown ``eval_size``.
     """
@@ -173,7 +155,6 @@ def evaluate_dataset(
     ):
         raise ValueError(f"eval_size must be 'input', 'source' or (H, W), got {eval_size!r}")
     thresholds = thresholds or Thresholds()
-    blank = bool(getattr(model.config.heads, 'blank_mask_on_no_target', True))
     was_training = model.training
     model.eval()
     n = len(dataset)
@@ -183,7 +164,7 @@ def evaluate_dataset(
         else set()
     )
     is_refzom = any(r.source in ('zero', 'one', 'many') for r in dataset.records)
-    gres, zom = GresEvaluator(), RefZomEvaluator()
+    gres, zom, inst = GresEvaluator(), RefZomEvaluator(), InstanceEvaluator()
     samples, examples = [], []
     loader = DataLoader(
         dataset,
@@ -192,26 +173,36 @@ def evaluate_dataset(
         collate_fn=collate_gres,
         num_workers=num_workers,
     )
+    max_tokens = model.config.text.max_tokens
     for batch in tqdm(loader, desc='evaluating', disable=not progress):
         b = to_device(batch, device)
         out = model(**model_inputs(b), aux_outputs=False)
-        for j, idx in enumerate(batch['index'].tolist()):
-            rec = dataset.records[idx]
-            size = {'input': dataset.size_hw, 'source': (rec.height, rec.width)}.get(
+        indices = batch['index'].tolist()
+        records = [dataset.records[i] for i in indices]
+        sizes = [
+            {'input': tuple(dataset.size_hw), 'source': (r.height, r.width)}.get(
                 eval_size if isinstance(eval_size, str) else '', tuple(eval_size)
             )
-            masks, nt, nt_prob = postprocess(
-                out.merged_mask_logits[j : j + 1],
-                out.no_target_logits[j : j + 1],
-                size,
-                thresholds,
-                blank,
-            )
-            gt = _gt_at(dataset, idx, eval_size, batch['gt_masks'][j])
+            for r in records
+        ]
+        tokens = _tokens(
+            model.tokenizer, max_tokens, [r.sentence for r in records], batch['input_ids']
+        )
+        preds = postprocess(out, sizes, thresholds, tokens)
+        for j, (idx, rec, pred) in enumerate(zip(indices, records, preds)):
+            gt_inst = _gt_at(dataset, idx, eval_size, batch['gt_masks'][j])
+            gt = gt_inst.any(axis=0) if gt_inst.shape[0] else np.zeros(sizes[j], bool)
             k = 2 if rec.expr_type == 'multi' else 1  # the record's type (crowd-independent)
-            res = gres.add(masks[0], gt, bool(nt[0]), rec.no_target, k)
+            res = gres.add(pred.final_mask, gt, pred.no_target, rec.no_target, k)
             if is_refzom:
-                zom.add(masks[0], gt, rec.source)
+                zom.add(pred.final_mask, gt, rec.source)
+            ir = inst.add(
+                [i.mask for i in pred.instances],
+                gt_inst.reshape(-1, *sizes[j]),
+                res.expr_type,
+                [i.phrase for i in pred.instances],
+                gt_phrases(rec),
+            )
             samples.append(
                 {
                     'index': idx,
@@ -219,13 +210,18 @@ def evaluate_dataset(
                     'expr_type': rec.expr_type,
                     'outcome': res.outcome,
                     'iou': res.iou,
-                    'no_target_prob': float(nt_prob[0]),
+                    'no_target_prob': pred.no_target_prob,
+                    'pred_no_target': pred.no_target,
+                    'num_pred': ir.num_pred,
+                    'num_gt': ir.num_gt,
+                    'num_matched': ir.num_matched,
                 }
             )
             if idx in keep:
-                examples.append(
-                    (idx, prediction_of(out, j, size, thresholds, blank, rec.sentence), gt)
-                )
+                examples.append((idx, pred, gt))
     model.train(was_training)
     desc = eval_size if isinstance(eval_size, str) else f'{eval_size[0]}x{eval_size[1]}'
-    return EvalResult(gres.summary(), zom.summary() if is_refzom else None, samples, examples, desc)
+    summary = gres.summary()
+    for t, row in inst.summary().items():
+        summary[t] = {**summary[t], **row}
+    return EvalResult(summary, zom.summary() if is_refzom else None, samples, examples, desc)
