@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from poa_gres_ros.core.instance_metrics import InstanceEvaluator, gt_phrases_of
 from poa_gres_ros.core.metrics import GresEvaluator
+from poa_gres_ros.core.results import PhraseSpan
 from poa_gres_ros.core.thresholds import Thresholds
 
 from support.bags import (  # noqa: F401  (fixtures: bags, model, small_bag)
@@ -147,8 +149,9 @@ def test_make_bag_is_deterministic_across_storage_plugins_and_workers(bags, tmp_
 
 
 def test_offline_replay_equals_direct_evaluation(bags, model, tmp_path):  # noqa: F811
-    """The CLI's metrics equal GresEvaluator over the same frames with the Predictor called
-    directly and the bag decoded here with plain rosbags (own pairing, own mask decoding)."""
+    """The CLI's metrics equal GresEvaluator and InstanceEvaluator over the same frames with
+    the Predictor called directly and the bag decoded here with plain rosbags (own pairing, own
+    mask and phrase decoding)."""
     from poa_gres_ros.inference import Predictor
 
     small, mdir, params = bags.small, model.dir, model.params
@@ -158,6 +161,8 @@ def test_offline_replay_equals_direct_evaluation(bags, model, tmp_path):  # noqa
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((out / 'report.json').read_text())
     assert 'cIoU' in res.stdout and str(out / 'report.md') in res.stdout
+    assert 'instances: recall' in res.stdout
+    assert '### Instances' in (out / 'report.md').read_text()
     assert report['frames_run'] == report['frames_scored'] == FRAMES
     assert report['bag']['counts'] == {'image': FRAMES, 'camera_info': FRAMES, 'depth': FRAMES,
                                        'instruction': 4, 'ground_truth': FRAMES,
@@ -181,18 +186,25 @@ def test_offline_replay_equals_direct_evaluation(bags, model, tmp_path):  # noqa
     for tp, ty, _, raw in msgs:
         if tp == '/gres/ground_truth':
             gt = ts.deserialize_cdr(raw, ty)
-            union = np.zeros((gt.mask.height, gt.mask.width), bool)
+            masks, spans, hw = [], [], (gt.mask.height, gt.mask.width)
             for i in gt.instances:
                 b = i.bbox
+                full = np.zeros(hw, bool)
                 crop = np.asarray(i.mask.data).reshape(b.height, b.width) > 0
-                union[b.y_offset : b.y_offset + b.height, b.x_offset : b.x_offset + b.width] |= crop
+                full[b.y_offset : b.y_offset + b.height, b.x_offset : b.x_offset + b.width] = crop
+                masks.append(full)
+                p = i.phrase
+                spans.append(PhraseSpan(p.text, p.char_start, p.char_end) if p.text else None)
+            union = np.logical_or.reduce(masks) if masks else np.zeros(hw, bool)
             gts[(gt.header.stamp.sec, gt.header.stamp.nanosec)] = (
                 union,
                 gt.no_target,
                 len(gt.instances),
+                np.asarray(masks, bool).reshape(-1, *hw),
+                gt_phrases_of(spans),
             )
     predictor = Predictor.from_model_dir(mdir, thresholds=KEEP_ALL)
-    ev = GresEvaluator()
+    ev, iv = GresEvaluator(), InstanceEvaluator()
     with one_torch_thread():
         for tp, ty, t, raw in msgs:
             if tp != '/camera/image_raw':
@@ -201,12 +213,17 @@ def test_offline_replay_equals_direct_evaluation(bags, model, tmp_path):  # noqa
             predictor.set_instruction([text for lt, text in instructions if lt <= t][-1])
             rgb = np.asarray(img.data, np.uint8).reshape(img.height, img.width, 3)
             pred = predictor.predict(rgb)
-            mask, no_target, n = gts[(img.header.stamp.sec, img.header.stamp.nanosec)]
-            ev.add(pred.final_mask, mask, pred.no_target, no_target, n)
-    direct = ev.summary()
+            mask, no_target, n, inst_masks, phrases = gts[
+                (img.header.stamp.sec, img.header.stamp.nanosec)
+            ]
+            r = ev.add(pred.final_mask, mask, pred.no_target, no_target, n)
+            iv.add([i.mask for i in pred.instances], inst_masks, r.expr_type,
+                   [i.phrase for i in pred.instances], phrases)  # fmt: skip
+    direct, inst = ev.summary(), iv.summary()
     assert direct['all']['count'] == FRAMES and direct['no_target']['count'] > 0
+    assert inst['all']['num_gt'] >= 20 and inst['all']['num_pred'] > 0
     for t in ('all', 'single', 'multi', 'no_target'):
-        for key, value in direct[t].items():
+        for key, value in [*direct[t].items(), *inst[t].items()]:
             assert report['metrics'][t][key] == pytest.approx(value, abs=1e-9), (t, key)
 
 

@@ -9,10 +9,15 @@ from poa_gres_ros.core.instance_metrics import (
     GtPhrase,
     InstanceEvaluator,
     count_instances,
+    gt_phrases_of,
     iou_matrix,
+    markdown_table,
     match_instances,
+    merge_summaries,
     phrase_index,
+    summary_line,
 )
+from poa_gres_ros.core.metrics import REPORT_TYPES, GresEvaluator
 from poa_gres_ros.core.results import PhraseSpan
 
 
@@ -121,3 +126,39 @@ def test_summary_hand_computed():
     nt = s['no_target']
     assert nt['inst-recall'] is None and nt['inst-precision'] == 0.0 and nt['count-acc'] is None
     assert len(ev) == 4 and ev.to_records()[1]['num_pred'] == 1
+
+
+def test_gt_phrases_from_the_phrase_of_each_true_instance():
+    """Bag ground truth: each true instance carries the span that names it."""
+    mugs, duck = PhraseSpan('the red mugs', 0, 12), PhraseSpan('the duck', 17, 25)
+    got = gt_phrases_of([mugs, duck, mugs, None])
+    assert got == [GtPhrase(0, 12, (0, 2)), GtPhrase(17, 25, (1,))]
+    assert gt_phrases_of([]) == [] and gt_phrases_of([None]) == []
+
+
+def test_report_helpers_show_the_counted_values():
+    ev, gres = InstanceEvaluator(), GresEvaluator()
+    _sample_multi(ev)
+    gres.add(np.ones((10, 10), bool), np.ones((10, 10), bool), False, False, 2)
+    merged = merge_summaries(gres.summary(), ev.summary())
+    row = merged['multi']
+    assert row['cIoU'] == 100.0 and row['inst-recall'] == 100.0 and row['count'] == 1
+    assert row['inst-precision'] == pytest.approx(200 / 3) and row['phrase-acc'] == 50.0
+    line = summary_line(row)
+    assert line == (
+        'instances: recall 100.00 precision 66.67 (2 matched of 2 true, 3 predicted); '
+        'count right 0.00; phrase 50.00 (n=2)'
+    )
+    table = markdown_table(merged, REPORT_TYPES)
+    assert len(table) == 2 + len(REPORT_TYPES)
+    assert table[0].split(' | ')[1:5] == [
+        'inst-recall',
+        'inst-precision',
+        'count-acc',
+        'phrase-acc',
+    ]
+    assert (
+        table[2 + REPORT_TYPES.index('multi')]
+        == '| multi | 100.00 | 66.67 | 0.00 | 50.00 | 2 | 2 | 3 | 2 |'
+    )
+    assert table[2 + REPORT_TYPES.index('single')].startswith('| single | – | – | – | – | 0 |')

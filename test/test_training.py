@@ -96,7 +96,7 @@ def test_final_model_folder_reloads_with_identical_outputs(overfit):
     torch.testing.assert_close(a.no_target_logits, b.no_target_logits)
 
 
-def test_eval_cli_writes_reports_matching_evaluate(overfit, data_root, tmp_path):
+def test_eval_cli_writes_reports_matching_evaluate(overfit, data_root, tmp_path, capsys):
     trainer, _, model_dir = overfit
     rc = cli_main(
         [
@@ -122,9 +122,12 @@ def test_eval_cli_writes_reports_matching_evaluate(overfit, data_root, tmp_path)
     assert rc == 0
     rep = json.load(open(tmp_path / 'report.json'))
     res = evaluate_dataset(trainer.model, trainer.val_set)
-    assert rep['splits']['train']['summary']['all']['gIoU'] == pytest.approx(
-        res.summary['all']['gIoU']
-    )
+    got = rep['splits']['train']['summary']['all']
+    for key in ('gIoU', 'inst-recall', 'inst-precision', 'count-acc'):
+        assert got[key] == pytest.approx(res.summary['all'][key]), key
+    assert got['num_gt'] == 4  # red square twice, the two discs (crowd dropped), no-target
+    assert 'instances: recall' in capsys.readouterr().out
+    assert 'inst-recall' in (tmp_path / 'report.md').read_text()
     assert set(rep['splits']) == {'train', 'val'}
     for name in (
         'report.md',

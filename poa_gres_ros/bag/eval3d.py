@@ -20,22 +20,15 @@ MATCH_IOU = 0.5
 
 
 def match_instances(pred_masks, gt_masks) -> list[tuple[int, int, float]]:
-    """Hungarian matching of (N, H, W) predicted to (M, H, W) true masks by IoU.
+    """Hungarian matching of (N, H, W) predicted to (M, H, W) true masks by IoU:
+    ``core.instance_metrics.match_instances`` with no IoU floor.
 
     Returns:
         (pred index, true index, IoU) for each assigned pair (min(N, M) pairs; IoU may be 0).
     """
-    from scipy.optimize import linear_sum_assignment
+    from poa_gres_ros.core.instance_metrics import match_instances as match
 
-    if len(pred_masks) == 0 or len(gt_masks) == 0:
-        return []
-    p = np.stack([m.reshape(-1) for m in pred_masks]).astype(np.float32)
-    g = np.stack([m.reshape(-1) for m in gt_masks]).astype(np.float32)
-    inter = p @ g.T
-    union = p.sum(1)[:, None] + g.sum(1)[None, :] - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-    rows, cols = linear_sum_assignment(-iou)
-    return [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols)]
+    return match(pred_masks, gt_masks, iou_threshold=0.0)
 
 
 def _as_dict(geo) -> dict:

@@ -170,7 +170,7 @@ def evaluate_live(timeline: BagTimeline, capture: LiveCapture) -> ReplayResult:
         )
         # a result bound to another instruction is scored as what it is: an answer for this
         # frame (the ground truth is the bag's), so binding errors lower the metrics too
-        rec.update(score_frame(result.evaluator, frame, pred.final_mask, pred.no_target))
+        rec.update(score_frame(result, frame, pred))
         result.records.append(rec)
         if idx in wanted:
             preds[idx] = pred

@@ -4,7 +4,9 @@ Pairing of images with instructions and ground truth: ``bag.timeline`` (rules 1-
 ``core.metrics.GresEvaluator`` (ReLA's counting, docs/method.md#grefcoco-metrics), the same
 accumulator training evaluation uses, fed per frame with the predicted merged mask and no-target
 flag at the source resolution against the merged ground-truth mask, the ground-truth no-target
-flag and the number of true instances. Frames without an instruction are not run; frames without
+flag and the number of true instances; and ``core.instance_metrics.InstanceEvaluator``
+(docs/metrics.md#instance-level-metrics), fed with the predicted instances and their phrases
+against the true instances and theirs. Frames without an instruction are not run; frames without
 ground truth are run (latency) but not scored; frames whose image cannot be converted are listed
 as rejected with the reason and skipped. Latency: wall-clock milliseconds of
 ``Predictor.predict`` per frame (conversion, preprocessing, model, postprocessing); the
@@ -19,6 +21,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from poa_gres_ros.bag.timeline import BagTimeline, Frame
+from poa_gres_ros.core.instance_metrics import (
+    InstanceEvaluator,
+    InstanceSampleResult,
+    merge_summaries,
+)
 from poa_gres_ros.core.metrics import GresEvaluator, GresSampleResult
 from poa_gres_ros.core.results import GresPrediction
 
@@ -35,8 +42,10 @@ class ReplayResult:
         records: one dict per frame that produced a prediction (index, stamp_ns, loop,
             instruction ordinal/text, latency_ms, inference_ms, pred_no_target,
             no_target_prob, num_instances, and when scored: outcome, iou, expr_type,
-            intersection_px, union_px).
+            intersection_px, union_px, num_pred, num_gt, num_matched, phrases_checked,
+            phrases_correct).
         evaluator: GresEvaluator over the scored frames (in frame order).
+        instances: InstanceEvaluator over the same frames (docs/metrics.md).
         examples: instruction ordinal -> (frame index, overlay thumbnail (h, w, 3) uint8).
         live: live-only facts (drops, end-to-end latency, binding), else None.
         rejected: frames whose image could not be converted: {'index', 'reason'}.
@@ -46,23 +55,26 @@ class ReplayResult:
     bag: dict
     records: list[dict] = field(default_factory=list)
     evaluator: GresEvaluator = field(default_factory=GresEvaluator)
+    instances: InstanceEvaluator = field(default_factory=InstanceEvaluator)
     examples: dict = field(default_factory=dict)
     live: dict | None = None
     rejected: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
-        """GresEvaluator.summary() over every scored frame."""
-        return self.evaluator.summary()
+        """Per expression type, the gRefCOCO and the instance metrics over every scored frame
+        (``merge_summaries`` of the two evaluators' summaries)."""
+        return merge_summaries(self.evaluator.summary(), self.instances.summary())
 
     def per_instruction(self, instructions) -> list[dict]:
         """Per instruction of the bag: text, frames run, frames scored, the expression type
-        of its ground truth and gRefCOCO metrics over its scored frames."""
+        of its ground truth and the gRefCOCO and instance metrics over its scored frames."""
         rows = []
         for ins in instructions:
             if not ins.text.strip():
                 continue
             recs = [r for r in self.records if r['instruction_ordinal'] == ins.ordinal]
             ev = GresEvaluator(self.evaluator.pr_thresholds)
+            inst = InstanceEvaluator(self.instances.iou_threshold)
             for r in recs:
                 if r.get('outcome') is not None:
                     ev.add_result(
@@ -74,6 +86,16 @@ class ReplayResult:
                             r['expr_type'],
                         )
                     )
+                    inst.add_result(
+                        InstanceSampleResult(
+                            r['num_pred'],
+                            r['num_gt'],
+                            r['num_matched'],
+                            r['expr_type'],
+                            r['phrases_checked'],
+                            r['phrases_correct'],
+                        )
+                    )
             types = sorted({r['expr_type'] for r in recs if r.get('expr_type')})
             rows.append(
                 {
@@ -83,7 +105,7 @@ class ReplayResult:
                     'expr_type': '/'.join(types) or '-',
                     'frames_run': len(recs),
                     'frames_scored': len(ev),
-                    'metrics': ev.summary()['all'],
+                    'metrics': merge_summaries(ev.summary(), inst.summary())['all'],
                 }
             )
         return rows
@@ -109,13 +131,25 @@ def latency_stats(values) -> dict:
     }
 
 
-def score_frame(ev: GresEvaluator, frame: Frame, pred_mask, pred_no_target) -> dict:
-    """Count one frame into ``ev`` (if it has ground truth); returns the record fields."""
+def score_frame(result: ReplayResult, frame: Frame, pred: GresPrediction) -> dict:
+    """Count one frame (if it has ground truth) into ``result.evaluator`` (merged mask and
+    no-target decision against the merged truth) and ``result.instances`` (the predicted
+    instances and their phrases against the true instances and theirs); returns the record
+    fields."""
     if frame.gt is None:
         return {}
     gt = frame.gt
-    res = ev.add(pred_mask, gt.mask, bool(pred_no_target), gt.no_target, gt.num_instances)
-    return asdict(res)
+    res = result.evaluator.add(
+        pred.final_mask, gt.mask, bool(pred.no_target), gt.no_target, gt.num_instances
+    )
+    inst = result.instances.add(
+        [i.mask for i in pred.instances],
+        np.asarray(gt.instance_masks(), bool).reshape(-1, *gt.shape),
+        res.expr_type,
+        [i.phrase for i in pred.instances],
+        gt.phrases,
+    )
+    return {**asdict(res), **asdict(inst)}
 
 
 def base_record(frame: Frame, pred: GresPrediction) -> dict:
@@ -232,7 +266,7 @@ def replay_offline(
         latency_ms = (time.perf_counter() - t0) * 1e3
         rec = base_record(frame, pred)
         rec.update(latency_ms=latency_ms, inference_ms=pred.timings_ms.get('total'))
-        rec.update(score_frame(result.evaluator, frame, pred.final_mask, pred.no_target))
+        rec.update(score_frame(result, frame, pred))
         rec.update(lift_and_score(frame, pred, depth))
         result.records.append(rec)
         if frame.index in keep:

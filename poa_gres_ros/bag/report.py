@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from poa_gres_ros.bag.replay import ReplayResult
+from poa_gres_ros.core.instance_metrics import markdown_table, summary_line
 from poa_gres_ros.core.metrics import METRIC_KEYS, REPORT_TYPES
 
 
@@ -174,17 +175,23 @@ def markdown(rep: dict) -> str:
         )
     md += [
         '',
+        '### Instances (docs/metrics.md#instance-level-metrics)',
+        '',
+        *markdown_table(rep['metrics'], REPORT_TYPES),
+        '',
         '## Per instruction',
         '',
-        '| # | instruction | type | run | scored | cIoU | gIoU | N-acc | T-acc |',
-        '|---|---|---|---|---|---|---|---|---|',
+        '| # | instruction | type | run | scored | cIoU | gIoU | N-acc | T-acc | inst-recall '
+        '| inst-precision |',
+        '|---|---|---|---|---|---|---|---|---|---|---|',
     ]
     for r in rep['per_instruction']:
         m = r['metrics']
         md.append(
             f'| {r["ordinal"]} | {r["text"]} | {r["expr_type"]} | {r["frames_run"]} | '
             f'{r["frames_scored"]} | {_fmt(m["cIoU"])} | {_fmt(m["gIoU"])} | '
-            f'{_fmt(m["N-acc"])} | {_fmt(m["T-acc"])} |'
+            f'{_fmt(m["N-acc"])} | {_fmt(m["T-acc"])} | {_fmt(m["inst-recall"])} | '
+            f'{_fmt(m["inst-precision"])} |'
         )
     lat, inf = rep['latency_ms'], rep['inference_ms']
     md += [
@@ -269,6 +276,7 @@ def format_summary(rep: dict, paths: dict | None = None) -> str:
         f'{rep["frames_scored"]} scored',
         f'  cIoU {_fmt(m["cIoU"])}  gIoU {_fmt(m["gIoU"])}  N-acc {_fmt(m["N-acc"])}  '
         f'T-acc {_fmt(m["T-acc"])}',
+        f'  {summary_line(m)}',
     ]
     live = rep.get('live')
     if live:

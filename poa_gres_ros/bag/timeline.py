@@ -128,6 +128,7 @@ class GroundTruth:
     geometry: list = field(default_factory=list, repr=False)
     depth_ok: bool = False
     object_positions_m: list | None = field(default=None, repr=False)
+    phrases: list = field(default_factory=list, repr=False)
 
     def _unpack(self, bits) -> np.ndarray:
         n = self.shape[0] * self.shape[1]
@@ -168,6 +169,7 @@ class Frame:
 
 def _gt_record(msg, order: int) -> GroundTruth:
     from poa_gres_ros.conversions.depth3d import geometry_from_msg
+    from poa_gres_ros.core.instance_metrics import gt_phrases_of
 
     pred = R.prediction_from_msg(msg)
     return GroundTruth(
@@ -182,6 +184,7 @@ def _gt_record(msg, order: int) -> GroundTruth:
         [np.packbits(i.mask.reshape(-1)) for i in pred.instances],
         [geometry_from_msg(i.geometry) for i in msg.instances],
         int(msg.depth_status) == 1,  # DEPTH_OK
+        phrases=gt_phrases_of([i.phrase for i in pred.instances]),
     )
 
 

@@ -49,6 +49,17 @@ class GtPhrase:
     gt_indices: tuple[int, ...]
 
 
+def gt_phrases_of(spans: Sequence[PhraseSpan | None]) -> list[GtPhrase]:
+    """GT phrases from the phrase of each GT instance (bag ground truth: every true instance
+    carries the span that names it): instances with the same span form one phrase, in order of
+    first appearance; instances without a span name no phrase."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for k, span in enumerate(spans):
+        if span is not None:
+            groups.setdefault((span.char_start, span.char_end), []).append(k)
+    return [GtPhrase(s, e, tuple(idx)) for (s, e), idx in groups.items()]
+
+
 def _stack(masks, name: str, shape=None) -> np.ndarray:
     if isinstance(masks, np.ndarray) and masks.ndim == 3:
         arr = masks
@@ -202,6 +213,46 @@ def summarize_instances(results: Sequence[InstanceSampleResult]) -> dict:
         'phrases_checked': checked,
         'phrases_correct': correct,
     }
+
+
+def merge_summaries(gres_summary: dict, instance_summary: dict) -> dict:
+    """Per expression type, the gRefCOCO metrics and the instance metrics in one dict."""
+    return {t: {**row, **instance_summary.get(t, {})} for t, row in gres_summary.items()}
+
+
+def _pct(v) -> str:
+    return '–' if v is None else f'{v:.2f}'
+
+
+def markdown_table(summary: dict, types: Sequence[str]) -> list[str]:
+    """Markdown lines of the instance-metrics table, one row per expression type.
+
+    Args:
+        summary: per type a dict with ``INSTANCE_METRIC_KEYS`` and the counts (e.g.
+            ``merge_summaries`` output). types: the rows, e.g. ``core.metrics.REPORT_TYPES``.
+    """
+    md = [
+        '| type | ' + ' | '.join(INSTANCE_METRIC_KEYS)
+        + ' | matched | true | predicted | phrases checked |',
+        '|---|' + '---|' * (len(INSTANCE_METRIC_KEYS) + 4),
+    ]  # fmt: skip
+    for t in types:
+        r = summary[t]
+        md.append(
+            f'| {t} | ' + ' | '.join(_pct(r[k]) for k in INSTANCE_METRIC_KEYS)
+            + f' | {r["num_matched"]} | {r["num_gt"]} | {r["num_pred"]} | {r["phrases_checked"]} |'
+        )  # fmt: skip
+    return md
+
+
+def summary_line(row: dict) -> str:
+    """One line for a terminal: the instance metrics of one summary row."""
+    return (
+        f'instances: recall {_pct(row["inst-recall"])} precision {_pct(row["inst-precision"])} '
+        f'({row["num_matched"]} matched of {row["num_gt"]} true, {row["num_pred"]} predicted); '
+        f'count right {_pct(row["count-acc"])}; phrase {_pct(row["phrase-acc"])} '
+        f'(n={row["phrases_checked"]})'
+    )
 
 
 class InstanceEvaluator:

@@ -8,7 +8,8 @@ Examples:
 
 Writes ``report.json``, ``report.md``, ``samples_<split>.jsonl`` and figures (IoU histogram,
 metrics per expression type, overlays) to ``--out`` and prints the metric table.
-Metrics: cIoU, gIoU, N-acc, T-acc, Pr@0.7/0.8/0.9 (ReLA's evaluator after its fix in commit 884ef17)
+Metrics, counted on the post-processed answer (docs/postprocessing.md): cIoU, gIoU, N-acc,
+T-acc, Pr@0.7/0.8/0.9 (ReLA's evaluator after its fix in commit 884ef17)
 per split and per expression type; Ref-ZOM oIoU, mIoU, Acc.
 """
 
@@ -33,8 +34,10 @@ def add_arguments(parser):
     )
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:1'")
+    parser.add_argument('--relevance-threshold', type=float, default=0.5)
     parser.add_argument('--mask-threshold', type=float, default=0.5)
     parser.add_argument('--no-target-threshold', type=float, default=0.5)
+    parser.add_argument('--max-instances', type=int, default=10)
     parser.add_argument('--max-samples', type=int, default=None, help='first N sentences/split')
     parser.add_argument('--examples', type=int, default=12, help='overlays per split')
     parser.add_argument('--out', default='reports/eval', help='report folder')
@@ -78,6 +81,7 @@ def run(args) -> int:
 
     import torch
 
+    from poa_gres_ros.core.instance_metrics import summary_line
     from poa_gres_ros.core.metrics import METRIC_KEYS
     from poa_gres_ros.core.thresholds import Thresholds
     from poa_gres_ros.training.config import DataConfig
@@ -93,7 +97,12 @@ def run(args) -> int:
     if device == 'auto':
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
     model, model_path = _load_model(args.model, device)
-    thresholds = Thresholds(mask=args.mask_threshold, no_target=args.no_target_threshold)
+    thresholds = Thresholds(
+        relevance=args.relevance_threshold,
+        mask=args.mask_threshold,
+        no_target=args.no_target_threshold,
+        max_instances=args.max_instances,
+    )
     data_cfg = DataConfig(root=args.data, format=args.format)
     image_root = args.image_root or os.path.join(args.data, 'images')
     results, datasets = {}, {}
@@ -126,6 +135,7 @@ def run(args) -> int:
             f'{split:>10}: n={row["count"]} '
             + ' '.join(f'{k}={row[k]:.2f}' if row[k] is not None else f'{k}=-' for k in METRIC_KEYS)
         )
+        print(f'{"":>10}  {summary_line(row)}')
         if results[split].refzom:
             z = results[split].refzom
             print(

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from poa_gres_ros.core.instance_metrics import GtPhrase, InstanceEvaluator
+from poa_gres_ros.core.instance_metrics import GtPhrase, InstanceEvaluator, merge_summaries
 from poa_gres_ros.core.metrics import GresEvaluator, RefZomEvaluator
 from poa_gres_ros.core.postprocess import InstructionTokens, postprocess
 from poa_gres_ros.core.results import GresPrediction
@@ -221,7 +221,5 @@ def evaluate_dataset(
                 examples.append((idx, pred, gt))
     model.train(was_training)
     desc = eval_size if isinstance(eval_size, str) else f'{eval_size[0]}x{eval_size[1]}'
-    summary = gres.summary()
-    for t, row in inst.summary().items():
-        summary[t] = {**summary[t], **row}
+    summary = merge_summaries(gres.summary(), inst.summary())
     return EvalResult(summary, zom.summary() if is_refzom else None, samples, examples, desc)

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from poa_gres_ros.core.instance_metrics import markdown_table
 from poa_gres_ros.core.metrics import METRIC_KEYS, REPORT_TYPES
 from poa_gres_ros.core.visualize import draw_ground_truth_overlay
 from poa_gres_ros.training.datasets.records import read_rgb
@@ -127,6 +128,9 @@ def write_report(out_dir: str, results: dict, datasets: dict, meta: dict) -> dic
             md.append(
                 f'| {t} | {row["count"]} | ' + ' | '.join(_fmt(row[k]) for k in METRIC_KEYS) + ' |'
             )
+        if 'inst-recall' in res.summary['all']:
+            md += ['', 'Instances (docs/metrics.md#instance-level-metrics):', '']
+            md += markdown_table(res.summary, REPORT_TYPES)
         if res.refzom:
             md += [
                 '',
