@@ -3,15 +3,19 @@
     python benchmarks/tabletop_generation.py --scenes 20 [--views 3] [--train-scenes 3000]
 
 Prints the mean time per scene (layout + load + settle), per view (render with and without
-shadows), per view for expressions, RLE and PNG writing, and the time a dataset of
-``--train-scenes`` train scenes (+10 % each for val / test / test_comp) would take with 1 and
-2 worker processes. Timings depend on the machine's load: run it on an idle machine, and read
-the ratios (shadow / no shadow, render / build) rather than absolute values on a shared one.
+shadows at the view's drawn resolution, ``camera.RESOLUTIONS``), per view for expressions, RLE
+and PNG writing, and the time a dataset of ``--train-scenes`` train scenes (+10 % each for val
+/ test / test_comp) would take with 1 and 2 worker processes. It also renders every view at
+640x480 (the only size before resolutions were sampled) and prints the ratio of the two render
+times. Timings depend on the machine's load: run it on an idle machine, and read the ratios
+(shadow / no shadow, drawn size / 640x480, render / build) rather than absolute values on a
+shared one.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -28,7 +32,7 @@ def main() -> int:
 
     import cv2
 
-    from poa_gres_ros.tabletop.camera import sample_camera_pose, sample_lighting
+    from poa_gres_ros.tabletop.camera import CameraRanges, sample_camera_pose, sample_lighting
     from poa_gres_ros.tabletop.catalog import HELD_OUT_PAIRS
     from poa_gres_ros.tabletop.expressions import generate_referrals
     from poa_gres_ros.tabletop.render import render_view
@@ -41,6 +45,7 @@ def main() -> int:
         'build': [],
         'render_shadow': [],
         'render_plain': [],
+        'render_plain_640x480': [],
         'expr': [],
         'record': [],
         'png': [],
@@ -57,8 +62,13 @@ def main() -> int:
             t['build'].append(t2 - t1)
             rng = np.random.default_rng(s)
             for v in range(args.views):
-                pose = sample_camera_pose(rng, scene.centre_xyz_m())
+                size = CameraRanges().draw_resolution(rng)
+                pose = sample_camera_pose(rng, scene.centre_xyz_m(), None, *size)
                 light = sample_lighting(rng)
+                ref = dataclasses.replace(pose, width_px=640, height_px=480)
+                ta = time.perf_counter()
+                render_view(scene, ref, dataclasses.replace(light, shadow=False))
+                t['render_plain_640x480'].append(time.perf_counter() - ta)
                 for shadow in (True, False):
                     light = type(light)(**{**light.to_dict(), 'shadow': shadow})
                     ta = time.perf_counter()
@@ -91,6 +101,10 @@ def main() -> int:
     for k, v in m.items():
         print(f'  {k:<14} {1000 * v:8.1f} ms')
     print(f'  shadow / plain render ratio: {m["render_shadow"] / m["render_plain"]:.2f}')
+    print(
+        '  drawn resolutions / 640x480 render ratio (no shadow): '
+        f'{m["render_plain"] / m["render_plain_640x480"]:.2f}'
+    )
     print(f'  per view (mixed shadows, expressions, RLE, PNG): {per_view:.3f} s')
     print(f'  per scene with one view: {per_scene:.3f} s; each extra view adds {per_view:.3f} s')
     print(

@@ -9,12 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from poa_gres_ros.tabletop.camera import CameraPose, Lighting
-from poa_gres_ros.tabletop.catalog import HELD_OUT_PAIRS, TYPE_KEYS
+from poa_gres_ros.tabletop.camera import RESOLUTIONS, CameraPose, Lighting
+from poa_gres_ros.tabletop.carriers import HELD_OUT_CARRIERS
+from poa_gres_ros.tabletop.catalog import HELD_OUT_PAIRS, HELD_OUT_SYNONYMS, TYPE_KEYS
 from poa_gres_ros.tabletop.dataset import COMPOSITION, make_dataset
 from poa_gres_ros.tabletop.queries import mentioned_pairs, query_from_dict
-from poa_gres_ros.tabletop.render import MIN_VISIBLE_AREA_PX
+from poa_gres_ros.tabletop.render import min_visible_area_px
 from poa_gres_ros.tabletop.scene import TabletopScene, sample_scene_spec
+from poa_gres_ros.tabletop.textures import TABLE_TEXTURES
 from poa_gres_ros.tools.cli import main as cli_main
 
 pytest.importorskip('pybullet')
@@ -58,7 +60,9 @@ def test_files_and_counts(dataset_dir, loaded):
     assert {s: sum(im['split'] == s for im in images) for s in SCENES} == SCENES
     for im in images:
         rgb = cv2.imread(os.path.join(dataset_dir, 'images', im['file_name']))
-        assert rgb.shape == (im['height'], im['width'], 3) == (480, 640, 3)
+        assert rgb.shape == (im['height'], im['width'], 3)
+        assert (im['width'], im['height']) in {(w, h) for w, h, _ in RESOLUTIONS}
+        assert im['table']['texture'] in TABLE_TEXTURES
         assert np.array(im['K']).shape == (3, 3) and im['K'][0][0] > 0
     with open(os.path.join(dataset_dir, 'summary.json')) as fh:
         summary = json.load(fh)
@@ -104,11 +108,12 @@ def test_every_ref_is_consistent(loaded):
             for a, c in zip(r['ann_id'], r['category_id']):
                 ann = coco.anns[a]
                 assert ann['image_id'] == r['image_id'] and ann['category_id'] == c
-                assert ann['area'] >= MIN_VISIBLE_AREA_PX
+                assert ann['area'] >= min_visible_area_px(im['width'], im['height'])
                 m = _decode(coco, a)
                 assert m.shape == (im['height'], im['width']) and m.sum() == ann['area']
         for s in r['sentences']:
-            assert s['raw'] == s['sent'] and s['tokens'] == s['sent'].replace(',', ' ,').split()
+            words = s['sent'].replace(',', ' ,').replace('?', ' ?').replace('.', ' .').split()
+            assert s['raw'] == s['sent'] and s['tokens'] == words
             ids, ends = [], -1
             for p in s['phrases']:
                 assert s['sent'][p['char_start'] : p['char_end']] == p['text']
@@ -194,3 +199,41 @@ def test_same_seed_same_bytes_with_two_workers(dataset_dir, tmp_path):
     a = cv2.imread(os.path.join(dataset_dir, 'images', 'tabletop_val_000000_0.png'))
     b = cv2.imread(os.path.join(other, 'images', 'tabletop_val_000000_0.png'))
     assert not np.array_equal(a, b)
+
+
+def test_held_out_phrasing_only_in_the_test_split(loaded):
+    _, refs = loaded
+    words = [w for sg, pl in HELD_OUT_SYNONYMS.values() for w in sg + pl]
+    starts = tuple(c.split('{}')[0] for c in HELD_OUT_CARRIERS)
+    n_test = 0
+    for r in refs:
+        for s in r['sentences']:
+            uses = any(w in s['sent'] for w in words) or s['sent'].startswith(starts)
+            assert uses == s['held_out_phrasing'], s['sent']
+            assert not uses or r['split'] == 'test', (r['split'], s['sent'])
+            n_test += uses
+    assert n_test > 0
+
+
+def test_test_split_alone_gives_the_same_images_and_sentences(dataset_dir, loaded, tmp_path):
+    """``--scenes 0 --split test`` regenerates exactly the test split of a full dataset."""
+    coco, refs = loaded
+    out = str(tmp_path / 'test_only')
+    args = ['make-dataset', '--out', out, '--scenes', '0', '--eval-scenes', str(SCENES['test'])]
+    args += ['--seed', str(SEED), '--split', 'test', '--no-progress']
+    assert cli_main(args) == 0
+    with open(os.path.join(out, 'grefs(unc).json')) as fh:
+        alone = json.load(fh)
+
+    def sents(rs):
+        return [(r['file_name'].rsplit('_', 1)[0], s['sent']) for r in rs for s in r['sentences']]
+
+    assert sents(alone) == sents(r for r in refs if r['split'] == 'test')
+    names = sorted(os.listdir(os.path.join(out, 'images')))
+    assert names == sorted(
+        im['file_name'] for im in coco.dataset['images'] if im['split'] == 'test'
+    )
+    for name in names:
+        a = cv2.imread(os.path.join(dataset_dir, 'images', name))
+        b = cv2.imread(os.path.join(out, 'images', name))
+        assert np.array_equal(a, b)

@@ -17,8 +17,8 @@ from poa_gres_ros.tabletop.dataset import SMALL_EVAL_SET, make_eval_set
 pytest.importorskip('pybullet')
 
 EXPECTED = {  # split: (images, refs, sentences), measured with SMALL_EVAL_SET
-    'test': (24, 165, 258),
-    'test_comp': (8, 52, 78),
+    'test': (24, 165, 251),
+    'test_comp': (8, 48, 71),
 }
 
 

@@ -61,21 +61,17 @@ class Window:
 def _camera_pair(scene, rng, width_px, height_px):
     """Start and end poses of a slow sweep (module docstring)."""
     from poa_gres_ros.tabletop import CameraRanges, orbit_pose
+    from poa_gres_ros.tabletop.camera import draw_orbit
 
     r = CameraRanges()
-    look = np.asarray(scene.centre_xyz_m(), np.float64).copy()
-    look[:2] += rng.uniform(-r.look_at_jitter_m, r.look_at_jitter_m, size=2)
-    dist = rng.uniform(*r.distance_m)
-    az = rng.uniform(*r.azimuth_deg)
-    el = rng.uniform(*r.elevation_deg)
-    fov = rng.uniform(*r.fov_y_deg)
-    roll = rng.uniform(*r.roll_deg)
+    kw = draw_orbit(rng, scene.centre_xyz_m(), r, width_px, height_px)
+    look, dist = kw.pop('look_at_xyz_m'), kw.pop('distance_m')
+    az, el = kw.pop('azimuth_deg'), kw.pop('elevation_deg')
     d_az = (1.0 if rng.random() < 0.5 else -1.0) * rng.uniform(*AZIMUTH_SWEEP_DEG)
     el_b = float(
         np.clip(el + rng.uniform(-ELEVATION_DRIFT_DEG, ELEVATION_DRIFT_DEG), *r.elevation_deg)
     )
     dist_b = float(np.clip(dist + rng.uniform(-DISTANCE_DRIFT_M, DISTANCE_DRIFT_M), *r.distance_m))
-    kw = dict(roll_deg=roll, fov_y_deg=fov, width_px=width_px, height_px=height_px)
     return orbit_pose(look, dist, az, el, **kw), orbit_pose(look, dist_b, az + d_az, el_b, **kw)
 
 

@@ -175,21 +175,89 @@ def orbit_pose(
     )
 
 
+REFERENCE_HFOV_DEG = 69.4
+"""Horizontal field of view of the colour camera that ``framing_distance_m`` refers to (an
+Intel RealSense D435 at 16:9)."""
+RESOLUTIONS: tuple[tuple[int, int, float], ...] = (
+    (640, 480, 0.40),  # VGA 4:3: PrimeSense / Xtion / Kinect v1 heads, RealSense 4:3 modes
+    (848, 480, 0.20),  # RealSense D4xx native 16:9
+    (960, 540, 0.12),  # qHD 16:9 (Kinect v2 / ZED streams scaled by half)
+    (1280, 720, 0.08),  # HD 720p
+    (640, 360, 0.15),  # nHD 16:9 (compressed or scaled robot streams)
+    (424, 240, 0.05),  # RealSense low-bandwidth mode
+)
+"""Image sizes (width, height, probability) a dataset view is rendered at; the model resizes
+to its own input. Mean pixel count: about 1.24x 640x480."""
+
+
 @dataclass(frozen=True)
 class CameraRanges:
     """Ranges of the sampled robot-like viewpoints (uniform in each range).
 
-    Defaults: 0.55-1.0 m from the look-at point, 35-70 degrees above the table (a camera on a
-    robot head or wrist looking down), any azimuth, 45-60 degrees vertical field of view,
-    +-4 degrees roll, look-at point within +-4 cm of the objects' centre.
+    A camera on a robot head, a wrist or a stand looking down at a table, in metres and
+    degrees: the horizontal field of view is drawn from ``hfov_deg`` (55 degrees: PrimeSense /
+    narrow webcams, 69: RealSense D435, 90: Azure Kinect wide colour); the distance to the
+    look-at point is the ``framing_distance_m`` of a 69.4 degree camera scaled so that the
+    table region keeps about the same share of the image (``draw_orbit``), clipped to
+    ``distance_m``; elevation above the table plane (pitch) from ``elevation_deg``, raised
+    where needed so that the camera is at least ``min_height_m`` above the table top; any
+    azimuth; roll about the optical axis; the look-at point within ``look_at_jitter_m`` of the
+    objects' centre (objects are not always centred). The vertical field of view follows from
+    the horizontal one and the aspect ratio of the drawn resolution (``resolutions``).
     """
 
-    distance_m: tuple[float, float] = (0.55, 1.0)
-    elevation_deg: tuple[float, float] = (35.0, 70.0)
+    distance_m: tuple[float, float] = (0.35, 1.5)
+    framing_distance_m: tuple[float, float] = (0.5, 1.15)
+    elevation_deg: tuple[float, float] = (25.0, 80.0)
+    min_height_m: float = 0.22
     azimuth_deg: tuple[float, float] = (0.0, 360.0)
-    fov_y_deg: tuple[float, float] = (45.0, 60.0)
-    roll_deg: tuple[float, float] = (-4.0, 4.0)
-    look_at_jitter_m: float = 0.04
+    hfov_deg: tuple[float, float] = (55.0, 90.0)
+    roll_deg: tuple[float, float] = (-5.0, 5.0)
+    look_at_jitter_m: float = 0.06
+    resolutions: tuple[tuple[int, int, float], ...] = RESOLUTIONS
+
+    def draw_resolution(self, rng: np.random.Generator) -> tuple[int, int]:
+        """(width_px, height_px) drawn with the probabilities of ``resolutions``."""
+        p = np.array([w for _, _, w in self.resolutions], dtype=np.float64)
+        w, h, _ = self.resolutions[int(rng.choice(len(p), p=p / p.sum()))]
+        return int(w), int(h)
+
+
+def vertical_fov_deg(hfov_deg: float, width_px: int, height_px: int) -> float:
+    """Vertical field of view (degrees) of square-pixel images with horizontal ``hfov_deg``."""
+    t = math.tan(math.radians(hfov_deg) / 2.0) * height_px / width_px
+    return math.degrees(2.0 * math.atan(t))
+
+
+def draw_orbit(
+    rng: np.random.Generator,
+    look_at_xyz_m,
+    ranges: CameraRanges | None = None,
+    width_px: int = 640,
+    height_px: int = 480,
+) -> dict:
+    """Draw a viewpoint (``CameraRanges``); returns the keyword arguments of ``orbit_pose``
+    (``look_at_xyz_m`` (3,) m, ``distance_m``, ``azimuth_deg``, ``elevation_deg``,
+    ``roll_deg``, ``fov_y_deg``, ``width_px``, ``height_px``). Deterministic for ``rng``."""
+    r = ranges or CameraRanges()
+    c = np.asarray(look_at_xyz_m, dtype=np.float64).copy()
+    c[:2] += rng.uniform(-r.look_at_jitter_m, r.look_at_jitter_m, size=2)
+    hfov = float(rng.uniform(*r.hfov_deg))
+    scale = math.tan(math.radians(REFERENCE_HFOV_DEG) / 2.0) / math.tan(math.radians(hfov) / 2.0)
+    dist = float(np.clip(rng.uniform(*r.framing_distance_m) * scale, *r.distance_m))
+    lo, hi = r.elevation_deg
+    lo = max(lo, math.degrees(math.asin(min(1.0, r.min_height_m / dist))))
+    elevation = float(rng.uniform(min(lo, hi), hi))
+    return dict(
+        look_at_xyz_m=c,
+        distance_m=dist,
+        azimuth_deg=float(rng.uniform(*r.azimuth_deg)),
+        elevation_deg=elevation,
+        roll_deg=float(rng.uniform(*r.roll_deg)),
+        fov_y_deg=vertical_fov_deg(hfov, width_px, height_px),
+        width_px=width_px,
+        height_px=height_px,
+    )
 
 
 def sample_camera_pose(
@@ -199,20 +267,14 @@ def sample_camera_pose(
     width_px: int = 640,
     height_px: int = 480,
 ) -> CameraPose:
-    """Draw a viewpoint looking at ``look_at_xyz_m`` (3,) metres; deterministic for ``rng``."""
-    r = ranges or CameraRanges()
-    c = np.asarray(look_at_xyz_m, dtype=np.float64).copy()
-    c[:2] += rng.uniform(-r.look_at_jitter_m, r.look_at_jitter_m, size=2)
-    return orbit_pose(
-        c,
-        rng.uniform(*r.distance_m),
-        rng.uniform(*r.azimuth_deg),
-        rng.uniform(*r.elevation_deg),
-        roll_deg=rng.uniform(*r.roll_deg),
-        fov_y_deg=rng.uniform(*r.fov_y_deg),
-        width_px=width_px,
-        height_px=height_px,
-    )
+    """Draw a viewpoint looking at ``look_at_xyz_m`` (3,) metres (``draw_orbit``);
+    deterministic for ``rng``."""
+    kw = draw_orbit(rng, look_at_xyz_m, ranges, width_px, height_px)
+    c = kw.pop('look_at_xyz_m')
+    d = kw.pop('distance_m')
+    az = kw.pop('azimuth_deg')
+    el = kw.pop('elevation_deg')
+    return orbit_pose(c, d, az, el, **kw)
 
 
 @dataclass(frozen=True)
@@ -248,18 +310,70 @@ class Lighting:
         return asdict(self)
 
 
-def sample_lighting(rng: np.random.Generator) -> Lighting:
-    """Draw a light: 25-85 degrees elevation, any azimuth, slightly warm or cool colour,
-    ambient 0.45-0.75, diffuse 0.25-0.6, specular 0-0.3, shadows in half of the draws."""
-    az, el = rng.uniform(0.0, 2 * math.pi), math.radians(rng.uniform(25.0, 85.0))
+@dataclass(frozen=True)
+class LightingRanges:
+    """Ranges of the sampled light (uniform in each range).
+
+    ``elevation_deg`` / any azimuth: direction towards the light (low sun through a window to
+    a ceiling lamp); ``intensity``: ambient + diffuse coefficient (dim to bright room, within
+    what a camera's auto exposure brings back to a usable image); ``ambient_share``: ambient
+    part of it (hard directional to diffuse light); ``colour_temperature_k``: warm tungsten
+    (2700 K) to overcast daylight (7500 K), of which ``white_balance_residual`` survives the
+    camera's auto white balance; ``specular``; ``p_shadow``: share of lights with shadows.
+    """
+
+    elevation_deg: tuple[float, float] = (20.0, 88.0)
+    intensity: tuple[float, float] = (0.6, 1.4)
+    ambient_share: tuple[float, float] = (0.35, 0.7)
+    colour_temperature_k: tuple[float, float] = (2700.0, 7500.0)
+    white_balance_residual: float = 0.4
+    specular: tuple[float, float] = (0.0, 0.35)
+    p_shadow: float = 0.5
+
+
+def black_body_rgb(temperature_k: float) -> tuple[float, float, float]:
+    """RGB in [0, 1] (max channel 1) of a black body at ``temperature_k`` (1000-40000 K).
+
+    Tanner Helland's fit to the CIE 1964 10-degree colour matching functions, as used by
+    image editors for colour temperature; documented in docs/tabletop.md.
+    """
+    t = float(np.clip(temperature_k, 1000.0, 40000.0)) / 100.0
+    r = 255.0 if t <= 66 else 329.698727446 * (t - 60) ** -0.1332047592
+    g = (
+        99.4708025861 * math.log(t) - 161.1195681661
+        if t <= 66
+        else 288.1221695283 * (t - 60) ** -0.0755148492
+    )
+    if t >= 66:
+        b = 255.0
+    elif t <= 19:
+        b = 0.0
+    else:
+        b = 138.5177312231 * math.log(t - 10) - 305.0447927307
+    rgb = np.clip([r, g, b], 0.0, 255.0)
+    return tuple(float(v) for v in rgb / rgb.max())
+
+
+def sample_lighting(rng: np.random.Generator, ranges: LightingRanges | None = None) -> Lighting:
+    """Draw a light within ``ranges`` (default ``LightingRanges()``); deterministic for ``rng``.
+
+    The light colour is the black-body colour of the drawn temperature, moved towards white by
+    ``1 - white_balance_residual``; ambient = intensity x share, diffuse = intensity x (1 -
+    share).
+    """
+    r = ranges or LightingRanges()
+    az = rng.uniform(0.0, 2 * math.pi)
+    el = math.radians(rng.uniform(*r.elevation_deg))
     direction = (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))
-    warm = rng.uniform(-0.08, 0.08)
-    colour = (1.0, 1.0 - abs(warm) * 0.5, 1.0 - warm) if warm > 0 else (1.0 + warm, 1.0, 1.0)
+    body = np.asarray(black_body_rgb(rng.uniform(*r.colour_temperature_k)))
+    colour = 1.0 - r.white_balance_residual * (1.0 - body)
+    intensity = rng.uniform(*r.intensity)
+    share = rng.uniform(*r.ambient_share)
     return Lighting(
         tuple(float(v) for v in direction),
-        tuple(float(min(1.0, v)) for v in colour),
-        float(rng.uniform(0.45, 0.75)),
-        float(rng.uniform(0.25, 0.6)),
-        float(rng.uniform(0.0, 0.3)),
-        bool(rng.random() < 0.5),
+        tuple(float(v) for v in colour),
+        float(intensity * share),
+        float(intensity * (1.0 - share)),
+        float(rng.uniform(*r.specular)),
+        bool(rng.random() < r.p_shadow),
     )

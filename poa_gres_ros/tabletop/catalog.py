@@ -7,10 +7,17 @@ about 5-25 cm, so that at 0.5-1.0 m from a 640x480 camera with a 45-60 degree ve
 of view every object spans at least ~20 px.
 
 Nouns are the words expressions use. Each noun names a *noun class*: a set of object types.
-Most classes hold one type; ``ball`` is a hypernym that covers ``sphere`` and ``soccer_ball``
-(so "the ball" is only said when exactly one of either is visible). Every synonym belongs to
-exactly one class, so the text never names two different things with the same word; that is
-why "brick" means only a lego brick and "block" only a jenga block.
+Most classes hold one type; two are hypernyms: ``ball`` covers ``sphere`` and ``soccer_ball``,
+and ``block`` covers ``cube`` and ``jenga`` (the two plain prisms of the catalogue), so "the
+ball" / "the block" is only said when exactly one object of either type is visible, and "all
+the blocks" means every cube and every jenga block. Every word (a whole noun string) belongs
+to exactly one class, so the text never names two different things with the same word:
+"block" is the hypernym, "cube" / "box" only a cube, "jenga block" / "jenga piece" only a jenga
+block, "brick" / "lego block" only a lego brick (a modifier narrows the head noun, as people
+do). Size words never apply to a hypernym (``facts.sizable``).
+
+``HELD_OUT_SYNONYMS`` are extra nouns that only the test split's expressions use (never
+train, val or test_comp), to measure how the model copes with words it was not trained on.
 
 Compositional split: the pairs in ``HELD_OUT_PAIRS`` (colour x object type) never occur in the
 train, val and test scenes; ``test_comp`` scenes contain them and its expressions mention them.
@@ -148,22 +155,26 @@ def _noun(key, types, singular, plural):
 NOUN_CLASSES: dict[str, NounClass] = {
     n.key: n
     for n in (
-        _noun('mug', ['mug'], ['mug', 'cup'], ['mugs', 'cups']),
-        _noun('duck', ['duck'], ['duck', 'rubber duck'], ['ducks', 'rubber ducks']),
+        _noun('mug', ['mug'], ['mug', 'cup', 'coffee cup'], ['mugs', 'cups', 'coffee cups']),
+        _noun(
+            'duck',
+            ['duck'],
+            ['duck', 'rubber duck', 'rubber duckie'],
+            ['ducks', 'rubber ducks', 'rubber duckies'],
+        ),
         _noun(
             'teddy', ['teddy'], ['teddy bear', 'teddy', 'bear'], ['teddy bears', 'teddies', 'bears']
         ),
         _noun(
-            'lego', ['lego'], ['lego brick', 'brick', 'lego'], ['lego bricks', 'bricks', 'legos']
+            'lego',
+            ['lego'],
+            ['lego brick', 'brick', 'lego', 'lego block'],
+            ['lego bricks', 'bricks', 'legos', 'lego blocks'],
         ),
-        _noun(
-            'jenga',
-            ['jenga'],
-            ['block', 'wooden block', 'jenga block'],
-            ['blocks', 'wooden blocks', 'jenga blocks'],
-        ),
+        _noun('jenga', ['jenga'], ['jenga block', 'jenga piece'], ['jenga blocks', 'jenga pieces']),
         _noun('domino', ['domino'], ['domino', 'domino tile'], ['dominoes', 'domino tiles']),
         _noun('cube', ['cube'], ['cube', 'box'], ['cubes', 'boxes']),
+        _noun('block', ['cube', 'jenga'], ['block'], ['blocks']),
         _noun('sphere', ['sphere'], ['sphere'], ['spheres']),
         _noun(
             'soccer_ball',
@@ -176,9 +187,16 @@ NOUN_CLASSES: dict[str, NounClass] = {
         _noun('shape', ['shape'], ['shape', 'odd shape'], ['shapes', 'odd shapes']),
     )
 }
-GENERIC_SINGULAR = ('object', 'thing', 'item')
-GENERIC_PLURAL = ('objects', 'things', 'items')
-"""Nouns for a filter without a noun class ("the red object", "all the green things")."""
+HELD_OUT_SYNONYMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    'mug': (('coffee mug',), ('coffee mugs',)),
+    'duck': (('toy duck',), ('toy ducks',)),
+    'teddy': (('toy bear',), ('toy bears',)),
+}
+"""Noun class -> (singular, plural) synonyms used only in the test split (module docstring)."""
+GENERIC_SINGULAR = ('object', 'thing', 'item', 'one')
+GENERIC_PLURAL = ('objects', 'things', 'items', 'ones')
+"""Nouns for a filter without a noun class ("the red object", "the leftmost one", "all the
+green things"); ``language`` says "ones" only after a colour ("all the red ones")."""
 
 # Compositional split: (colour, object type) pairs absent from train/val/test scenes.
 # Each colour and each type still occurs in train with other partners.
@@ -199,12 +217,21 @@ def _check_catalog() -> None:
     for noun in NOUN_CLASSES.values():
         if len(noun.singular) != len(noun.plural):
             raise RuntimeError(f'noun class {noun.key}: singular/plural lists differ in length')
-        for w in noun.singular + noun.plural:
+        extra = HELD_OUT_SYNONYMS.get(noun.key, ((), ()))
+        if len(extra[0]) != len(extra[1]):
+            raise RuntimeError(f'held-out synonyms of {noun.key}: singular/plural differ')
+        for w in noun.singular + noun.plural + extra[0] + extra[1]:
             if words.setdefault(w, noun.key) != noun.key:
                 raise RuntimeError(f'noun {w!r} names two classes: {words[w]}, {noun.key}')
         for t in noun.types:
             if t not in OBJECT_TYPES:
                 raise RuntimeError(f'noun class {noun.key} names unknown type {t}')
+    for key in HELD_OUT_SYNONYMS:
+        if key not in NOUN_CLASSES:
+            raise RuntimeError(f'held-out synonyms name unknown noun class {key}')
+    for w in GENERIC_SINGULAR + GENERIC_PLURAL:
+        if w in words:
+            raise RuntimeError(f'generic noun {w!r} is also the noun of class {words[w]}')
     for colour, t in HELD_OUT_PAIRS:
         if colour not in PALETTE or t not in OBJECT_TYPES:
             raise RuntimeError(f'held-out pair ({colour}, {t}) is not in the catalog')

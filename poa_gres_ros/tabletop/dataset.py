@@ -32,7 +32,7 @@ SPLIT_SEED_OFFSETS = {'train': 0, 'val': 1_000_000, 'test': 2_000_000, 'test_com
 MAX_SCENES_PER_SPLIT = 1_000_000
 SEED_BLOCK = len(SPLIT_SEED_OFFSETS) * MAX_SCENES_PER_SPLIT
 COMPOSITION = {'train': 'exclude', 'val': 'exclude', 'test': 'exclude', 'test_comp': 'require'}
-GENERATOR_VERSION = 'tabletop-1'
+GENERATOR_VERSION = 'tabletop-2'
 SUMMARY_FILE = 'summary.json'
 
 SMALL_EVAL_SET = {'scenes': {'test': 24, 'test_comp': 8}, 'seed': 0, 'views_per_scene': 1}
@@ -59,18 +59,26 @@ def pair_rules(split: str) -> dict:
     return {'forbid_pairs': HELD_OUT_PAIRS}
 
 
+def split_rules(split: str) -> dict:
+    """All keyword arguments of ``generate_referrals`` for ``split``: the compositional rule
+    and, for test only, the held-out phrasing (``language``)."""
+    return {**pair_rules(split), 'held_out_phrasing': split == 'test'}
+
+
 def render_scene_views(
     split: str,
     index: int,
     seed: int,
     views_per_scene: int,
     images_dir: str,
-    width_px: int = 640,
-    height_px: int = 480,
+    width_px: int | None = None,
+    height_px: int | None = None,
 ) -> tuple[list[dict], dict]:
     """Build, render and describe one scene; writes its PNGs; returns (records, timings_s).
 
-    Public so that a caller can run one scene without the pool (e.g. to debug a seed).
+    ``width_px`` / ``height_px``: a fixed image size, or None for the sampled resolutions
+    (``camera.RESOLUTIONS``). Public so that a caller can run one scene without the pool
+    (e.g. to debug a seed).
     """
     import cv2
 
@@ -94,7 +102,7 @@ def render_scene_views(
         )
         tb = time.perf_counter()
         refs = generate_referrals(
-            scene, view, np.random.default_rng([s, 2, v]), **pair_rules(split)
+            scene, view, np.random.default_rng([s, 2, v]), **split_rules(split)
         )
         name = f'tabletop_{split}_{index:06d}_{v}.png'
         if not cv2.imwrite(os.path.join(images_dir, name), view.rgb[:, :, ::-1]):
@@ -110,7 +118,8 @@ def _job(args):
 
 
 def summarize(refs: list[dict], images: list[dict], annotations: list[dict]) -> dict:
-    """Counts per split: images, instances, refs and sentences per expr_type and template."""
+    """Counts per split: images, instances, refs and sentences per expr_type and template,
+    sentences with held-out phrasing, images per resolution."""
     img_split = {im['id']: im['split'] for im in images}
     out = {}
     for split in sorted({im['split'] for im in images}, key=SPLITS.index):
@@ -121,6 +130,7 @@ def summarize(refs: list[dict], images: list[dict], annotations: list[dict]) -> 
             n_sent['t:' + r['template']] += len(r['sentences'])
         anns = [a for a in annotations if img_split[a['image_id']] == split]
         total = sum(len(r['sentences']) for r in rs)
+        sizes = Counter(f'{im["width"]}x{im["height"]}' for im in images if im['split'] == split)
         out[split] = {
             'images': sum(1 for im in images if im['split'] == split),
             'instances': len(anns),
@@ -132,6 +142,10 @@ def summarize(refs: list[dict], images: list[dict], annotations: list[dict]) -> 
                 e: round(n_sent[e] / total, 4) if total else 0.0 for e in EXPR_TYPES
             },
             'sentences_per_template': {t: n_sent['t:' + t] for t in TEMPLATES},
+            'held_out_phrasing_sentences': sum(
+                s['held_out_phrasing'] for r in rs for s in r['sentences']
+            ),
+            'images_per_resolution': dict(sorted(sizes.items())),
         }
     return out
 
@@ -144,8 +158,8 @@ def make_dataset(
     views_per_scene: int = 1,
     workers: int = 1,
     progress: bool = True,
-    width_px: int = 640,
-    height_px: int = 480,
+    width_px: int | None = None,
+    height_px: int | None = None,
 ) -> dict:
     """Render ``scenes[split]`` scenes per split into ``out_dir`` and write the dataset.
 
@@ -156,6 +170,8 @@ def make_dataset(
         seed: base seed (>= 0); views_per_scene: images per scene (>= 1).
         workers: processes rendering in parallel (>= 1; 1 renders in this process).
         progress: show a tqdm progress bar on stderr.
+        width_px, height_px: render every view at this size (both or neither); default: a
+            size per view drawn from ``camera.RESOLUTIONS``.
     Returns:
         The summary dict (also written to ``summary.json``).
     Raises:

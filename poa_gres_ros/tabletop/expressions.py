@@ -280,6 +280,7 @@ def generate_referrals(
     require_pairs=None,
     forbid_pairs=None,
     type_mix: dict[str, float] | None = None,
+    held_out_phrasing: bool = False,
 ) -> list[Referral]:
     """Draw referrals for one view (see module docstring); deterministic for ``rng``.
 
@@ -289,6 +290,8 @@ def generate_referrals(
             lacks distinct valid queries.
         require_pairs / forbid_pairs: iterables of (colour, type key) pairs.
         type_mix: probabilities of 'single' / 'multi' / 'no_target' (default ``TYPE_MIX``).
+        held_out_phrasing: also use the held-out synonyms and carriers (the test split;
+            ``language``); such sentences have ``Sentence.held_out``.
     """
     mix = type_mix or TYPE_MIX
     pool = {
@@ -332,7 +335,7 @@ def generate_referrals(
         cand = _state_count(cand, rng)
         sentences = []
         for _ in range(2 if rng.random() < P_SECOND_SENTENCE else 1):
-            s = realize(cand.query, rng, cand.n_candidates)
+            s = realize(cand.query, rng, cand.n_candidates, held_out=held_out_phrasing)
             if s is not None and s.text not in seen_text:
                 seen_text.add(s.text)
                 sentences.append(s)

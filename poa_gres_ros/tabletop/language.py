@@ -1,12 +1,17 @@
-"""Words for queries: several templates per meaning, synonyms, commands, phrase spans.
+"""Words for queries: several templates per meaning, synonyms, carriers, phrase spans.
 
 ``realize(query, rng)`` turns a query (``queries``) into one English instruction plus the
 character span of each referring phrase (one per Union part, else one). Paraphrases come from
-drawing again: synonyms (mug/cup, block/wooden block, big/large, "left of"/"to the left of",
+drawing again: synonyms (mug/cup, block/cube hypernym, big/large, "left of"/"to the left of",
 "near"/"next to"), several templates per meaning ("the leftmost mug" / "the mug on the far
-left") and optional commands ("pick up ...", "grab ...", "where is ..."). Text is lower case,
-ASCII, without final punctuation; ``MAX_WORDS`` keeps it within 20 MiniLM tokens with
-[CLS]/[SEP] (checked by the tests with the real tokenizer).
+left") and a carrier around the phrases (``carriers``: "pick up ...", "could you get ...?",
+"... please", "where is ..."). Text is lower case ASCII; only a final "?" or "." and the ", "
+between phrases are punctuation. ``MAX_WORDS`` (words plus punctuation marks) keeps it within
+20 MiniLM tokens with [CLS]/[SEP] (checked by the tests with the real tokenizer).
+
+With ``held_out=True`` (the test split) the words may also come from
+``catalog.HELD_OUT_SYNONYMS`` and ``carriers.HELD_OUT_CARRIERS``; such sentences are marked
+``Sentence.held_out``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poa_gres_ros.tabletop.catalog import GENERIC_PLURAL, GENERIC_SINGULAR, NOUN_CLASSES
+from poa_gres_ros.tabletop.carriers import draw_carrier, word_count
+from poa_gres_ros.tabletop.catalog import (
+    GENERIC_PLURAL,
+    GENERIC_SINGULAR,
+    HELD_OUT_SYNONYMS,
+    NOUN_CLASSES,
+)
 from poa_gres_ros.tabletop.queries import (
     Filter,
     Group,
@@ -37,21 +48,8 @@ RELATION_WORDS = {
 }
 ORDINAL_WORDS = {2: 'second', 3: 'third', 4: 'fourth'}
 NUMBER_WORDS = {2: 'two', 3: 'three', 4: 'four', 5: 'five', 6: 'six'}
-COMMANDS = (
-    'pick up',
-    'grab',
-    'take',
-    'find',
-    'show me',
-    'point at',
-    'segment',
-    'look at',
-    'get',
-    'highlight',
-    'give me',
-)
-P_NO_COMMAND = 0.3
-P_PLEASE = 0.1
+P_HELD_OUT_SYNONYM = 0.2
+"""Test split: share of the nouns of a class with held-out synonyms that use one."""
 
 
 @dataclass(frozen=True)
@@ -62,57 +60,76 @@ class Sentence:
         text: the instruction.
         spans: one (char_start, char_end) per phrase, ``text[s:e]`` is the phrase; in the
             order of ``queries.phrase_sets``.
+        held_out: a held-out synonym or carrier (test split only) is used.
     """
 
     text: str
     spans: tuple[tuple[int, int], ...]
+    held_out: bool = False
 
     def phrases(self) -> list[str]:
         return [self.text[s:e] for s, e in self.spans]
 
 
-def _pick(rng: np.random.Generator, options):
-    return options[int(rng.integers(len(options)))]
+class _Words:
+    """Draws words from one stream and remembers whether a held-out word was used."""
+
+    def __init__(self, rng: np.random.Generator, held_out: bool):
+        self.rng, self.held_out, self.used_held_out = rng, held_out, False
+
+    def pick(self, options):
+        return options[int(self.rng.integers(len(options)))]
+
+    def random(self) -> float:
+        return float(self.rng.random())
+
+    def noun(self, noun: str | None, plural: bool, after_colour: bool = False) -> str:
+        if noun is None:
+            opts = GENERIC_PLURAL if plural else GENERIC_SINGULAR
+            if plural and not after_colour:
+                opts = tuple(w for w in opts if w != 'ones')
+            return self.pick(opts)
+        cls = NOUN_CLASSES[noun]
+        opts = cls.plural if plural else cls.singular
+        extra = HELD_OUT_SYNONYMS.get(noun, ((), ()))[int(plural)] if self.held_out else ()
+        if extra and self.random() < P_HELD_OUT_SYNONYM:
+            self.used_held_out = True
+            return self.pick(extra)
+        return self.pick(opts)
 
 
-def _noun(rng, noun: str | None, plural: bool) -> str:
-    if noun is None:
-        return _pick(rng, GENERIC_PLURAL if plural else GENERIC_SINGULAR)
-    cls = NOUN_CLASSES[noun]
-    return _pick(rng, cls.plural if plural else cls.singular)
-
-
-def _nominal(rng, f: Filter, plural: bool = False) -> str:
+def _nominal(w: _Words, f: Filter, plural: bool = False) -> str:
     """'[size] [colour] noun' without determiner, e.g. 'big red mugs'."""
     words = []
     if f.size:
-        words.append(_pick(rng, SIZE_WORDS[f.size]))
+        words.append(w.pick(SIZE_WORDS[f.size]))
     if f.colour:
         words.append(f.colour)
-    words.append(_noun(rng, f.noun, plural))
+    words.append(w.noun(f.noun, plural, after_colour=f.colour is not None))
     return ' '.join(words)
 
 
-def _group(rng, q: Group) -> str:
+def _group(w: _Words, q: Group) -> str:
     f, n = q.filter, q.count
     if n is None:
         opts = ['all the {pl}', 'all {pl}', 'every {sg}']
         if f.noun is None and f.colour and f.size is None:
             opts.append('everything {c}')
     elif n == 2:
-        opts = ['both {pl}', 'the two {pl}']
+        opts = ['both {pl}', 'the two {pl}', 'both of the {pl}']
     else:
         opts = ['the {n} {pl}', 'all {n} {pl}']
-    return _pick(rng, opts).format(
-        pl=_nominal(rng, f, True),
-        sg=_nominal(rng, f, False),
+    t = w.pick(opts)  # draw only the nouns the template uses (held-out marking)
+    return t.format(
+        pl=_nominal(w, f, True) if '{pl}' in t else '',
+        sg=_nominal(w, f, False) if '{sg}' in t else '',
         c=f.colour,
         n=NUMBER_WORDS.get(n or 0, str(n)),
     )
 
 
-def _ordinal(rng, q: Ordinal, n_candidates: int) -> str:
-    sg, side = _nominal(rng, q.filter), q.side
+def _ordinal(w: _Words, q: Ordinal, n_candidates: int) -> str:
+    sg, side = _nominal(w, q.filter), q.side
     if q.rank == 1:
         opts = [
             f'the {side}most {sg}',
@@ -121,47 +138,59 @@ def _ordinal(rng, q: Ordinal, n_candidates: int) -> str:
         ]
         if n_candidates == 2:
             opts += [f'the {sg} on the {side}', f'the {side} {sg}']
-        return _pick(rng, opts)
+        return w.pick(opts)
     o = ORDINAL_WORDS[q.rank]
-    return _pick(rng, [f'the {o} {sg} from the {side}', f'the {sg} {o} from the {side}'])
+    return w.pick([f'the {o} {sg} from the {side}', f'the {sg} {o} from the {side}'])
 
 
-def _relation(rng, q: Relation) -> str:
-    anchor = phrase_text(q.anchor, rng)
-    rel = _pick(rng, RELATION_WORDS[q.relation])
+def _relation(w: _Words, q: Relation) -> str:
+    anchor = _phrase(w, q.anchor, 0)
+    rel = w.pick(RELATION_WORDS[q.relation])
     f = q.filter
     if q.count is None:
-        the = f'the {_nominal(rng, f)}'
-        return _pick(rng, [f'{the} {rel} {anchor}', f'{the} that is {rel} {anchor}'])
-    pl = _nominal(rng, f, True)
+        the = f'the {_nominal(w, f)}'
+        return w.pick([f'{the} {rel} {anchor}', f'{the} that is {rel} {anchor}'])
     if q.count == 0:
-        opts = [f'all the {pl} {rel} {anchor}', f'every {_nominal(rng, f)} {rel} {anchor}']
+        opts = ['all the {pl} {rel} {anchor}', 'every {sg} {rel} {anchor}']
         if f.noun is None and f.colour is None:
-            opts.append(f'everything {rel} {anchor}')
-        return _pick(rng, opts)
+            opts.append('everything {rel} {anchor}')
+        t = w.pick(opts)  # draw only the nouns the template uses (held-out marking)
+        return t.format(
+            pl=_nominal(w, f, True) if '{pl}' in t else '',
+            sg=_nominal(w, f, False) if '{sg}' in t else '',
+            rel=rel,
+            anchor=anchor,
+        )
+    pl = _nominal(w, f, True)
     n = NUMBER_WORDS.get(q.count, str(q.count))
     opts = [f'the {n} {pl} {rel} {anchor}']
     if q.relation == 'near':
         opts.append(f'the {n} {pl} closest to {anchor}')
-    return _pick(rng, opts)
+    return w.pick(opts)
 
 
-def phrase_text(query, rng: np.random.Generator, n_candidates: int = 0) -> str:
-    """One wording of a single-phrase query (not Union). ``n_candidates``: how many objects
-    match the filter in the view (lets two-object ordinals say 'the mug on the left')."""
+def _phrase(w: _Words, query, n_candidates: int) -> str:
     if isinstance(query, Unique):
-        return f'the {_nominal(rng, query.filter)}'
+        return f'the {_nominal(w, query.filter)}'
     if isinstance(query, Group):
-        return _group(rng, query)
+        return _group(w, query)
     if isinstance(query, Superlative):
-        f = query.filter
-        adj = _pick(rng, SUPERLATIVE_WORDS[query.which])
-        return f'the {adj} {_nominal(rng, f)}'
+        adj = w.pick(SUPERLATIVE_WORDS[query.which])
+        return f'the {adj} {_nominal(w, query.filter)}'
     if isinstance(query, Ordinal):
-        return _ordinal(rng, query, n_candidates)
+        return _ordinal(w, query, n_candidates)
     if isinstance(query, Relation):
-        return _relation(rng, query)
+        return _relation(w, query)
     raise TypeError(f'no wording for {type(query).__name__}')
+
+
+def phrase_text(
+    query, rng: np.random.Generator, n_candidates: int = 0, held_out: bool = False
+) -> str:
+    """One wording of a single-phrase query (not Union). ``n_candidates``: how many objects
+    match the filter in the view (lets two-object ordinals say 'the mug on the left');
+    ``held_out``: held-out synonyms may be used (test split)."""
+    return _phrase(_Words(rng, held_out), query, n_candidates)
 
 
 def is_plural(query) -> bool:
@@ -171,32 +200,52 @@ def is_plural(query) -> bool:
     return isinstance(query, Relation) and query.count is not None
 
 
-def realize(query, rng: np.random.Generator, n_candidates: int = 0, tries: int = 6):
-    """Word ``query`` as an instruction; returns a Sentence or None if every draw in ``tries``
-    exceeds ``MAX_WORDS`` words. Deterministic for ``rng``."""
+def realize(
+    query,
+    rng: np.random.Generator,
+    n_candidates: int = 0,
+    tries: int = 6,
+    *,
+    held_out: bool = False,
+) -> Sentence | None:
+    """Word ``query`` as an instruction: phrases, joined by ", " / " and ", in a carrier.
+
+    Returns a Sentence, or None if every draw in ``tries`` has phrases longer than
+    ``MAX_WORDS``; a carrier that would exceed it is replaced by the bare phrases.
+    ``held_out``: the test split's extra words (module docstring). Deterministic for ``rng``.
+    """
+    w = _Words(rng, held_out)
+    parts = query.parts if isinstance(query, Union) else (query,)
     for _ in range(tries):
-        parts = query.parts if isinstance(query, Union) else (query,)
-        texts = [phrase_text(p, rng, n_candidates) for p in parts]
+        w.used_held_out = False
+        texts = [_phrase(w, p, n_candidates) for p in parts]
         if len(texts) == 1:
             joiners = ['']
         elif len(texts) == 2:
-            joiners = ['', ' and '] if rng.random() < 0.8 else ['', ' as well as ']
+            joiners = ['', ' and '] if w.random() < 0.8 else ['', ' as well as ']
         else:
             joiners = [''] + [', '] * (len(texts) - 2) + [' and ']
-        if rng.random() < P_NO_COMMAND:
-            prefix = ''
-        else:
-            cmds = COMMANDS
-            if not texts[0].startswith('every'):  # no "where are every cup"
-                cmds = cmds + (('where are',) if is_plural(query) else ('where is',))
-            prefix = _pick(rng, cmds) + ' '
-            if rng.random() < P_PLEASE and not prefix.startswith('where'):
-                prefix = 'please ' + prefix
-        text, spans = prefix, []
+        body, spans = '', []
         for j, t in zip(joiners, texts):
-            text += j
-            spans.append((len(text), len(text) + len(t)))
-            text += t
-        if len(text.split()) <= MAX_WORDS:
-            return Sentence(text, tuple(spans))
+            body += j
+            spans.append((len(body), len(body) + len(t)))
+            body += t
+        if word_count(body) > MAX_WORDS:
+            continue
+        carrier, held = draw_carrier(
+            rng,
+            plural=is_plural(query),
+            allow_where=not texts[0].startswith('every'),
+            held_out=held_out,
+        )
+        before, after = carrier.split('{}')
+        text = before + body + after
+        if word_count(text) > MAX_WORDS:
+            text, before, held = body, '', False
+        shift = len(before)
+        return Sentence(
+            text,
+            tuple((a + shift, b + shift) for a, b in spans),
+            held or w.used_held_out,
+        )
     return None

@@ -24,6 +24,7 @@ from poa_gres_ros.tabletop.camera import (
     CameraPose,
     CameraRanges,
     Lighting,
+    LightingRanges,
     sample_camera_pose,
     sample_lighting,
 )
@@ -164,20 +165,31 @@ def sample_view(
     min_well_visible: int = 2,
     tries: int = 8,
     ranges: CameraRanges | None = None,
-    width_px: int = 640,
-    height_px: int = 480,
+    width_px: int | None = None,
+    height_px: int | None = None,
+    lighting_ranges: LightingRanges | None = None,
 ) -> RenderedView:
     """Render ``scene`` from a random robot-like viewpoint and light.
 
-    Draws up to ``tries`` camera poses and returns the first view with at least
-    ``min_well_visible`` well-visible objects (or all of the scene's objects if it has fewer);
-    if none qualifies, the view with the most well-visible objects. Deterministic for ``rng``.
+    Draws the image size (``CameraRanges.resolutions``, unless ``width_px`` and ``height_px``
+    are both given) and the light once, then up to ``tries`` camera poses, and returns the
+    first view with at least ``min_well_visible`` well-visible objects (or all of the scene's
+    objects if it has fewer); if none qualifies, the view with the most well-visible objects.
+    Deterministic for ``rng``.
+
+    Raises:
+        ValueError: only one of ``width_px`` / ``height_px`` is given.
     """
+    if (width_px is None) != (height_px is None):
+        raise ValueError('give both width_px and height_px, or neither')
+    r = ranges or CameraRanges()
+    if width_px is None:
+        width_px, height_px = r.draw_resolution(rng)
     need = min(min_well_visible, len(scene.objects))
-    lighting = sample_lighting(rng)
+    lighting = sample_lighting(rng, lighting_ranges)
     best = None
     for _ in range(max(1, tries)):
-        pose = sample_camera_pose(rng, scene.centre_xyz_m(), ranges, width_px, height_px)
+        pose = sample_camera_pose(rng, scene.centre_xyz_m(), r, width_px, height_px)
         view = render_view(scene, pose, lighting)
         if best is None or len(view.well_visible()) > len(best.well_visible()):
             best = view

@@ -31,14 +31,23 @@ from poa_gres_ros.tabletop.catalog import (
     SIZE_CLASSES,
     TYPE_KEYS,
 )
+from poa_gres_ros.tabletop.textures import TABLE_TEXTURES, draw_table_surface, texture_file
 
 COMPOSITIONS = ('exclude', 'require', 'any')
 TABLE_HALF_XY_M = (0.75, 0.5)
 """Half extents of the table top (``table/table.urdf``: 1.5 m x 1.0 m)."""
 TYPE_WEIGHTS = {k: (0.5 if k == 'tray' else 1.0) for k in TYPE_KEYS}
 """Relative frequency of each type when an object is drawn outside the scene's theme."""
-TABLE_TINTS = ((1.0, 1.0, 1.0), (0.9, 0.85, 0.8), (0.78, 0.78, 0.78), (1.0, 0.93, 0.82))
-FLOOR_COLOURS = ((0.55, 0.55, 0.58), (0.35, 0.37, 0.42), (0.62, 0.58, 0.5), (0.3, 0.3, 0.3))
+FLOOR_COLOURS = (
+    (0.55, 0.55, 0.58),
+    (0.35, 0.37, 0.42),
+    (0.62, 0.58, 0.5),
+    (0.3, 0.3, 0.3),
+    (0.72, 0.7, 0.66),
+    (0.45, 0.36, 0.28),
+)
+"""Floor (seen past the table edge from low viewpoints): grey, blue-grey, beige, dark, light,
+brown."""
 SETTLE_MAX_STEPS = 960
 """At most 4 s of simulated time (240 Hz) to settle; usually 120-360 steps."""
 
@@ -68,13 +77,17 @@ class ObjectSpec:
 
 @dataclass(frozen=True)
 class SceneSpec:
-    """A complete scene layout, deterministic for ``(seed, composition)``."""
+    """A complete scene layout, deterministic for ``(seed, composition)``.
+
+    ``table_texture`` is a ``textures.TABLE_TEXTURES`` name, tinted by ``table_rgba``.
+    """
 
     seed: int
     composition: str
     objects: tuple[ObjectSpec, ...]
     table_rgba: tuple[float, float, float, float]
     floor_rgba: tuple[float, float, float, float]
+    table_texture: str = 'wood'
 
 
 def _pick_colour(rng, type_key, used, composition) -> str:
@@ -155,9 +168,9 @@ def sample_scene_spec(seed: int, composition: str = 'exclude', n_objects: int | 
     # Place the tray first so that later objects can land in it.
     drafts.sort(key=lambda d: d[0] != 'tray')
     objects = _place(rng, n, drafts)
-    tint = TABLE_TINTS[int(rng.integers(len(TABLE_TINTS)))]
+    texture, table_rgba = draw_table_surface(rng)
     floor = FLOOR_COLOURS[int(rng.integers(len(FLOOR_COLOURS)))]
-    return SceneSpec(int(seed), composition, tuple(objects), tint + (1.0,), floor + (1.0,))
+    return SceneSpec(int(seed), composition, tuple(objects), table_rgba, floor + (1.0,), texture)
 
 
 def _place(rng, n, drafts) -> list[ObjectSpec]:
@@ -265,6 +278,7 @@ class TabletopScene:
 
     Raises:
         RuntimeError: pybullet cannot load an asset (broken pybullet_data install).
+        ValueError: the spec names an unknown table texture.
     """
 
     spec: SceneSpec
@@ -276,6 +290,10 @@ class TabletopScene:
     def __post_init__(self):
         import pybullet_data
 
+        if self.spec.table_texture not in TABLE_TEXTURES:
+            raise ValueError(
+                f'unknown table texture {self.spec.table_texture!r}; known: {list(TABLE_TEXTURES)}'
+            )
         self._owns_client = self.client is None
         if self._owns_client:
             self.client = quiet_client()
@@ -287,7 +305,12 @@ class TabletopScene:
         plane = c.loadURDF('plane.urdf')
         c.changeVisualShape(plane, -1, textureUniqueId=-1, rgbaColor=self.spec.floor_rgba)
         table = c.loadURDF('table/table.urdf', [0, 0, 0])
-        c.changeVisualShape(table, -1, rgbaColor=self.spec.table_rgba)
+        texture = self.spec.table_texture
+        if texture == 'wood':  # the URDF's own texture
+            c.changeVisualShape(table, -1, rgbaColor=self.spec.table_rgba)
+        else:
+            tex = -1 if texture == 'plain' else c.loadTexture(texture_file(texture))
+            c.changeVisualShape(table, -1, textureUniqueId=tex, rgbaColor=self.spec.table_rgba)
         uids = [self._load(o) for o in self.spec.objects]
         self.settle_steps = self._settle(uids)
         kept, dropped = [], []

@@ -3,19 +3,19 @@
 Format: docs/method.md#grefcoco-format.
 
 A dataset folder holds:
-- ``instances.json``: COCO ``images`` (plus ``K``, ``camera``, ``lighting``, ``split``,
-  ``scene_seed``, ``view_index``), ``annotations`` (one per *well-visible* object, see
-  ``render``: objects with a tiny visible mask are dropped; ``segmentation`` is COCO RLE from
-  ``pycocotools.mask.encode`` with ``counts`` as str, ``bbox`` [x, y, w, h] px, ``area`` px,
-  ``iscrowd`` 0, plus ``colour``, ``size_class``, ``scale`` and ``centre_xyz_m``) and
-  ``categories`` (one per object type).
+- ``instances.json``: COCO ``images`` (plus ``K``, ``camera``, ``lighting``, ``table``
+  (texture name and RGBA tint), ``split``, ``scene_seed``, ``view_index``), ``annotations``
+  (one per *well-visible* object, see ``render``: objects with a tiny visible mask are
+  dropped; ``segmentation`` is COCO RLE from ``pycocotools.mask.encode`` with ``counts`` as
+  str, ``bbox`` [x, y, w, h] px, ``area`` px, ``iscrowd`` 0, plus ``colour``,
+  ``size_class``, ``scale`` and ``centre_xyz_m``) and ``categories`` (one per object type).
 - ``grefs(unc).json``: a list of refs ``{ref_id, image_id, file_name, split, ann_id,
   category_id, no_target, sentences, sent_ids}`` as in gRefCOCO, where ``ann_id`` is ``[-1]``
   and ``category_id`` ``[-1]`` for no-target, and ``sentences`` are ``{raw, sent, sent_id,
   tokens}``. Tabletop extras: ``expr_type``, ``template``, ``query`` (the meaning, see
   ``queries.query_from_dict``) and per sentence ``phrases: [{text, char_start, char_end,
   ann_ids}]`` (spans index ``sent``; ``raw == sent``).
-- ``images/<file_name>``: RGB PNG, 640x480 by default.
+- ``images/<file_name>``: RGB PNG at the view's resolution (``camera.RESOLUTIONS``).
 
 Ref ``file_name`` follows gRefCOCO: the image's file name with ``_<ref_id>`` inserted before the
 extension (loaders strip the last ``_`` field); loaders should find images by ``image_id``.
@@ -92,7 +92,8 @@ def view_record(scene, view, referrals, *, split: str, file_name: str, view_inde
             'phrase_targets': [sorted(s) for s in r.phrase_targets],
             'query': r.query.to_dict(),
             'sentences': [
-                {'text': s.text, 'spans': [list(sp) for sp in s.spans]} for s in r.sentences
+                {'text': s.text, 'spans': [list(sp) for sp in s.spans], 'held_out': s.held_out}
+                for s in r.sentences
             ],
         }
         for r in referrals
@@ -108,6 +109,10 @@ def view_record(scene, view, referrals, *, split: str, file_name: str, view_inde
         'K': np.round(pose.K, 6).tolist(),
         'camera': pose.to_dict(),
         'lighting': view.lighting.to_dict(),
+        'table': {
+            'texture': scene.spec.table_texture,
+            'rgba': _r(scene.spec.table_rgba, 4),
+        },
         'n_scene_objects': len(scene.objects),
         'objects': objects,
         'refs': refs,
@@ -139,6 +144,7 @@ class GRefWriter:
                 'K': rec['K'],
                 'camera': rec['camera'],
                 'lighting': rec['lighting'],
+                'table': rec['table'],
             }
         )
         ann_of, cat_of = {}, {}
@@ -176,6 +182,7 @@ class GRefWriter:
                         'sent': text,
                         'sent_id': self._n_sent,
                         'tokens': tokenize(text),
+                        'held_out_phrasing': bool(s.get('held_out', False)),
                         'phrases': [
                             {
                                 'text': text[a:b],
