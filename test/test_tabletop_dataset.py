@@ -16,6 +16,7 @@ from poa_gres_ros.tabletop.dataset import COMPOSITION, make_dataset
 from poa_gres_ros.tabletop.queries import mentioned_pairs, query_from_dict
 from poa_gres_ros.tabletop.render import min_visible_area_px
 from poa_gres_ros.tabletop.scene import TabletopScene, sample_scene_spec
+from poa_gres_ros.tabletop.sensor import SensorEffects
 from poa_gres_ros.tabletop.textures import TABLE_TEXTURES
 from poa_gres_ros.tools.cli import main as cli_main
 
@@ -75,8 +76,9 @@ def test_files_and_counts(dataset_dir, loaded):
     assert len(set(sent_ids)) == len(sent_ids)
 
 
-def test_rle_masks_equal_a_fresh_render(loaded):
-    """The stored camera, light and seed reproduce every stored mask exactly."""
+def test_rle_masks_equal_a_fresh_render(dataset_dir, loaded):
+    """The stored camera, light, camera effects and seed reproduce every stored image and
+    mask exactly."""
     coco, _ = loaded
     for im in coco.dataset['images'][:4]:
         cam = {k: v for k, v in im['camera'].items() if k not in ('K', 'T_world_camera')}
@@ -87,6 +89,8 @@ def test_rle_masks_equal_a_fresh_render(loaded):
         spec = sample_scene_spec(im['scene_seed'], COMPOSITION[im['split']])
         with TabletopScene(spec) as scene:
             view = scene.render(pose, Lighting(**light))
+        stored = cv2.imread(os.path.join(dataset_dir, 'images', im['file_name']))[:, :, ::-1]
+        assert np.array_equal(stored, SensorEffects(**im['sensor']).apply(view.rgb))
         anns = coco.imgToAnns[im['id']]
         assert len(anns) == len(view.well_visible())  # slivers are not annotated
         for ann, idx in zip(anns, view.well_visible()):

@@ -31,6 +31,7 @@ from poa_gres_ros.tabletop.scene import (
     quiet_client,
     sample_scene_spec,
 )
+from poa_gres_ros.tabletop.sensor import SensorEffects, SensorRanges, sample_sensor
 from poa_gres_ros.tabletop.textures import TABLE_TEXTURES, texture_image
 
 pytest.importorskip('pybullet')
@@ -180,7 +181,7 @@ def test_camera_draws_stay_within_their_ranges():
     look = np.array([0.02, -0.03, TABLE_TOP_Z_M])
     rng = np.random.default_rng(0)
     seen_sizes, hfovs, heights, dists = set(), [], [], []
-    for _ in range(3000):
+    for _ in range(1500):
         size = r.draw_resolution(rng)
         assert size in sizes
         seen_sizes.add(size)
@@ -261,3 +262,37 @@ def test_table_surfaces_vary_and_render():
         assert tables[name].std(axis=0).max() > 2 * tables['plain'].std(axis=0).max() + 1, name
     with pytest.raises(ValueError):
         _one_sphere_scene(texture='marble')
+
+
+def test_sensor_effects_stay_within_their_ranges_and_are_deterministic():
+    r = SensorRanges()
+    draws = [sample_sensor(np.random.default_rng([7, k])) for k in range(1000)]
+    for e in draws:
+        assert r.exposure[0] <= e.exposure <= r.exposure[1]
+        assert r.gamma[0] <= e.gamma <= r.gamma[1]
+        assert r.noise_sigma[0] <= e.noise_sigma <= r.noise_sigma[1]
+        assert e.blur_sigma_px == 0 or r.blur_sigma_px[0] <= e.blur_sigma_px <= r.blur_sigma_px[1]
+        assert e.jpeg_quality == 0 or r.jpeg_quality[0] <= e.jpeg_quality <= r.jpeg_quality[1]
+    assert 0.25 < np.mean([e.blur_sigma_px > 0 for e in draws]) < 0.35
+    assert 0.25 < np.mean([e.jpeg_quality > 0 for e in draws]) < 0.35
+    with build_scene(3) as scene:
+        rgb = scene.render(orbit_pose(scene.centre_xyz_m(), 0.8, 20.0, 50.0)).rgb
+    assert np.array_equal(SensorEffects().apply(rgb), rgb)  # no effect: the render itself
+    for e in draws[:8]:
+        out = e.apply(rgb)
+        assert out.shape == rgb.shape and out.dtype == np.uint8
+        assert np.array_equal(out, e.apply(rgb))
+        assert 0.7 < out.astype(float).mean() / rgb.mean() < 1.3
+        # colour words stay true: the dominant channel of coloured pixels does not change
+        coloured = rgb.max(2).astype(int) - rgb.min(2) > 60
+        same = out[coloured].argmax(1) == rgb[coloured].argmax(1)
+        assert coloured.sum() > 1000 and same.mean() > 0.97
+    bright = SensorEffects(exposure=1.15).apply(rgb).astype(float).mean()
+    dark = SensorEffects(exposure=0.85).apply(rgb).astype(float).mean()
+    assert dark < rgb.mean() < bright
+    noisy = SensorEffects(noise_sigma=4.0, noise_seed=1).apply(rgb).astype(float) - rgb
+    assert 2.5 < noisy[(rgb > 10).all(2) & (rgb < 245).all(2)].std() < 5
+    assert SensorEffects(blur_sigma_px=1.0).apply(rgb).astype(float).std() < rgb.std()
+    assert not np.array_equal(SensorEffects(jpeg_quality=60).apply(rgb), rgb)
+    with pytest.raises(ValueError):
+        SensorEffects().apply(rgb[:, :, 0])

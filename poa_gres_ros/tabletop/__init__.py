@@ -1,11 +1,14 @@
 """Synthetic tabletop scenes with generalized referring expressions (PyBullet, CPU only).
 
-Modules, one concern each: ``catalog`` (object types, palette, sizes, nouns, held-out pairs),
-``scene`` (seeded layout, settling), ``camera`` (poses, intrinsics, lighting), ``render``
-(RGB, instance masks, visibility rule), ``facts`` (attribute filters and what one view
-tells about them), ``queries`` (meaning and exact ground truth),
-``language`` (wording, paraphrases, phrase spans), ``expressions`` (balanced choice per view),
-``writer`` (gRefCOCO json), ``dataset`` (splits, workers, summary, small evaluation set).
+Modules, one concern each: ``catalog`` (object types, palette, sizes, nouns, held-out pairs
+and synonyms), ``scene`` (seeded layout, settling), ``textures`` (table surfaces), ``camera``
+(poses, intrinsics, resolutions, lighting), ``render`` (RGB, instance masks, visibility rule),
+``sensor`` (camera effects on the written images), ``facts`` (attribute filters and what one
+view tells about them), ``queries`` (meaning and exact ground truth), ``language`` (wording,
+paraphrases, phrase spans), ``carriers`` (the words around the phrases: "could you get
+...?"), ``expressions`` (balanced choice per view), ``writer`` (gRefCOCO json), ``dataset``
+(splits, workers, summary, small evaluation set). What the data varies, with ranges:
+docs/tabletop.md.
 
 Reuse (e.g. a bag of a 10 Hz camera moving over one scene)::
 

@@ -8,8 +8,9 @@ train / val / test scenes never contain a held-out colour x type pair (``catalog
 and their expressions never name one; test_comp scenes contain one or two and every test_comp
 expression names at least one.
 
-Determinism: each scene is a pure function of its seed (layout, settling, camera, light and
-expressions draw from separate ``numpy`` streams seeded with ``[scene_seed, stream, view]``),
+Determinism: each scene is a pure function of its seed (layout, settling, camera, light,
+expressions and camera effects (``sensor``) draw from separate ``numpy`` streams seeded with
+``[scene_seed, stream, view]``),
 results are collected in scene order whatever the number of workers, and ids are assigned
 afterwards, so the same arguments give byte-identical json files and identical image pixels.
 ``summary.json`` also holds timings, which of course vary.
@@ -85,6 +86,7 @@ def render_scene_views(
     from poa_gres_ros.tabletop.expressions import generate_referrals
     from poa_gres_ros.tabletop.render import sample_view
     from poa_gres_ros.tabletop.scene import TabletopScene, quiet_client, sample_scene_spec
+    from poa_gres_ros.tabletop.sensor import sample_sensor
     from poa_gres_ros.tabletop.writer import view_record
 
     global _CLIENT
@@ -104,10 +106,13 @@ def render_scene_views(
         refs = generate_referrals(
             scene, view, np.random.default_rng([s, 2, v]), **split_rules(split)
         )
+        sensor = sample_sensor(np.random.default_rng([s, 3, v]))
         name = f'tabletop_{split}_{index:06d}_{v}.png'
-        if not cv2.imwrite(os.path.join(images_dir, name), view.rgb[:, :, ::-1]):
+        if not cv2.imwrite(os.path.join(images_dir, name), sensor.apply(view.rgb)[:, :, ::-1]):
             raise RuntimeError(f'could not write {os.path.join(images_dir, name)}')
-        records.append(view_record(scene, view, refs, split=split, file_name=name, view_index=v))
+        records.append(
+            view_record(scene, view, refs, split=split, file_name=name, view_index=v, sensor=sensor)
+        )
         t_render += tb - ta
         t_expr += time.perf_counter() - tb
     return records, {'build_s': t1 - t0, 'render_s': t_render, 'expr_write_s': t_expr}

@@ -4,11 +4,12 @@ Format: docs/method.md#grefcoco-format.
 
 A dataset folder holds:
 - ``instances.json``: COCO ``images`` (plus ``K``, ``camera``, ``lighting``, ``table``
-  (texture name and RGBA tint), ``split``, ``scene_seed``, ``view_index``), ``annotations``
-  (one per *well-visible* object, see ``render``: objects with a tiny visible mask are
-  dropped; ``segmentation`` is COCO RLE from ``pycocotools.mask.encode`` with ``counts`` as
-  str, ``bbox`` [x, y, w, h] px, ``area`` px, ``iscrowd`` 0, plus ``colour``,
-  ``size_class``, ``scale`` and ``centre_xyz_m``) and ``categories`` (one per object type).
+  (texture name and RGBA tint), ``sensor`` (camera effects on the PNG, ``sensor`` module),
+  ``split``, ``scene_seed``, ``view_index``), ``annotations`` (one per *well-visible* object,
+  see ``render``: objects with a tiny visible mask are dropped; ``segmentation`` is COCO RLE
+  from ``pycocotools.mask.encode`` with ``counts`` as str, ``bbox`` [x, y, w, h] px,
+  ``area`` px, ``iscrowd`` 0, plus ``colour``, ``size_class``, ``scale`` and
+  ``centre_xyz_m``) and ``categories`` (one per object type).
 - ``grefs(unc).json``: a list of refs ``{ref_id, image_id, file_name, split, ann_id,
   category_id, no_target, sentences, sent_ids}`` as in gRefCOCO, where ``ann_id`` is ``[-1]``
   and ``category_id`` ``[-1]`` for no-target, and ``sentences`` are ``{raw, sent, sent_id,
@@ -58,11 +59,14 @@ def _r(v, nd=6):
     return [round(float(x), nd) for x in v]
 
 
-def view_record(scene, view, referrals, *, split: str, file_name: str, view_index: int) -> dict:
+def view_record(
+    scene, view, referrals, *, split: str, file_name: str, view_index: int, sensor=None
+) -> dict:
     """Everything the writer needs from one view, as plain JSON-ready data (no arrays).
 
     Built where the view was rendered (a worker process), so only RLE strings travel.
-    Object indices in ``refs`` refer to ``objects[*]['index']``.
+    Object indices in ``refs`` refer to ``objects[*]['index']``. ``sensor``: the
+    ``sensor.SensorEffects`` applied to the written image (None: the image is the render).
     """
     from pycocotools import mask as mask_utils
 
@@ -113,6 +117,7 @@ def view_record(scene, view, referrals, *, split: str, file_name: str, view_inde
             'texture': scene.spec.table_texture,
             'rgba': _r(scene.spec.table_rgba, 4),
         },
+        'sensor': None if sensor is None else sensor.to_dict(),
         'n_scene_objects': len(scene.objects),
         'objects': objects,
         'refs': refs,
@@ -145,6 +150,7 @@ class GRefWriter:
                 'camera': rec['camera'],
                 'lighting': rec['lighting'],
                 'table': rec['table'],
+                'sensor': rec['sensor'],
             }
         )
         ann_of, cat_of = {}, {}
