@@ -9,7 +9,7 @@ import re
 import numpy as np
 
 from poa_gres_ros.speech import vocabulary
-from poa_gres_ros.tabletop import catalog, language
+from poa_gres_ros.tabletop import carriers, catalog, language
 from poa_gres_ros.tabletop.facts import RELATIONS, SIDES, Filter
 from poa_gres_ros.tabletop.queries import (
     MAX_RANK,
@@ -57,7 +57,7 @@ def test_the_grammar_covers_every_word_the_generator_says():
     for query in _queries():
         for n_candidates in (2, 3):
             for _ in range(6):
-                sentence = language.realize(query, rng, n_candidates, tries=1)
+                sentence = language.realize(query, rng, n_candidates, tries=1, held_out=True)
                 if sentence is not None:
                     said.update(re.findall(r"[a-z][a-z']*", sentence.text))
     assert len(said) > 100  # the sampling reached the whole template space
@@ -71,7 +71,10 @@ def test_colours_and_nouns_are_the_catalogues():
     assert not {'grey', 'gray', 'brown'} & set(v.words())  # left out of the palette on purpose
     for noun in catalog.NOUN_CLASSES.values():
         assert set(noun.singular + noun.plural) <= set(v.nouns)
-    assert set(language.COMMANDS) <= set(v.verbs)
+    for noun, (sg, pl) in catalog.HELD_OUT_SYNONYMS.items():
+        assert set(sg + pl) <= set(v.nouns), noun
+    assert set(carriers.VERBS) <= set(v.verbs) and set(carriers.POLITE_PREFIXES) <= set(v.polite)
+    assert {'please', 'for me please'} <= set(v.endings) and ('pick', 'up') in v.split_verbs
 
 
 def test_the_whisper_prompt_uses_vocabulary_words():

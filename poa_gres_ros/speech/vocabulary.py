@@ -2,10 +2,12 @@
 
 One word list feeds both recognisers, so they agree on what the robot understands, and the
 list comes from the tabletop data generator that the model learnt from: nouns and their
-synonyms and the colours from ``tabletop.catalog``, the size, superlative, ordinal, number,
-relation and command words from ``tabletop.language`` (a word the generator gains flows in
-here). What the generator's templates write around those lists ("where is", "on the far
-left", "as well as") is :data:`TEMPLATE_WORDS` below; a test samples the generator and names
+synonyms and the colours from ``tabletop.catalog``, the size, superlative, ordinal, number
+and relation words from ``tabletop.language``, the words around a referring expression
+("could you", "hand me", "where is", "for me please") from ``tabletop.carriers`` (a word the
+generator gains flows in here; the test split's held-out synonyms and carriers are included,
+since a user may say them). What the generator's templates write around those lists ("on the
+far left", "as well as") is :data:`TEMPLATE_WORDS` below; a test samples the generator and names
 any word the grammar lacks. :data:`EXTRA_COMMANDS` and :data:`EXTRA_RELATIONS` add what a
 person says to a robot around a referring expression ("put the mug on the tray") that the
 generator never writes.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from poa_gres_ros.tabletop import catalog, language
+from poa_gres_ros.tabletop import carriers, catalog, language
 from poa_gres_ros.tabletop.facts import SIDES
 
 
@@ -31,7 +33,6 @@ def _flat(groups) -> tuple[str, ...]:
 
 
 TEMPLATE_WORDS = {
-    'lead': ('please', 'where is', 'where are'),
     'determiners': ('the', 'all', 'all the', 'every', 'both', 'the two'),
     'ordinal': ('first',),
     'generic_phrases': ('everything',),
@@ -41,7 +42,15 @@ TEMPLATE_WORDS = {
 EXTRA_COMMANDS: tuple[str, ...] = ('put', 'move', 'place', 'hand me', 'bring me')
 EXTRA_RELATIONS: tuple[str, ...] = ('on', 'on top of', 'to')
 
-VERBS: tuple[str, ...] = _flat((language.COMMANDS, TEMPLATE_WORDS['lead'][1:], EXTRA_COMMANDS))
+_CARRIERS = carriers.carrier_parts(held_out=True)
+POLITE: tuple[str, ...] = _CARRIERS['polite']
+"""Request prefixes ("please", "could you")."""
+VERBS: tuple[str, ...] = _flat((_CARRIERS['leads'], EXTRA_COMMANDS))
+"""What directly precedes the referring expression ("hand me", "i would like", "where is")."""
+ENDINGS: tuple[str, ...] = _CARRIERS['endings']
+"""What follows it ("please", "for me please")."""
+SPLIT_VERBS: tuple[tuple[str, str], ...] = _CARRIERS['split']
+"""Verbs around it: ("pick", "up") for "pick the mug up"."""
 DETERMINERS: tuple[str, ...] = _flat(
     (
         TEMPLATE_WORDS['determiners'],
@@ -62,6 +71,7 @@ SIZES: tuple[str, ...] = _flat(
 NOUNS: tuple[str, ...] = _flat(
     (
         *((*n.singular, *n.plural) for n in catalog.NOUN_CLASSES.values()),
+        *((*sg, *pl) for sg, pl in catalog.HELD_OUT_SYNONYMS.values()),
         catalog.GENERIC_SINGULAR,
         catalog.GENERIC_PLURAL,
         TEMPLATE_WORDS['generic_phrases'],
@@ -92,6 +102,7 @@ EXTRA_PRONUNCIATIONS: dict[str, str] = {
     'legos': 'L EH G OW Z',
     'leftmost': 'L EH F T M OW S T',
     'rightmost': 'R AY T M OW S T',
+    'duckie': 'D AH K IY',
 }
 
 
@@ -99,7 +110,10 @@ EXTRA_PRONUNCIATIONS: dict[str, str] = {
 class Vocabulary:
     """Word classes of the command language (each entry may be a multi-word phrase)."""
 
+    polite: tuple[str, ...] = POLITE
     verbs: tuple[str, ...] = VERBS
+    endings: tuple[str, ...] = ENDINGS
+    split_verbs: tuple[tuple[str, str], ...] = SPLIT_VERBS
     determiners: tuple[str, ...] = DETERMINERS
     colours: tuple[str, ...] = COLOURS
     sizes: tuple[str, ...] = SIZES
@@ -109,10 +123,12 @@ class Vocabulary:
     extra_pronunciations: dict[str, str] = field(default_factory=lambda: dict(EXTRA_PRONUNCIATIONS))
 
     def words(self) -> list[str]:
-        """Every distinct single word of the vocabulary (``please`` included), sorted."""
+        """Every distinct single word of the vocabulary, sorted."""
         phrases = (
-            'please',
+            *self.polite,
             *self.verbs,
+            *self.endings,
+            *(w for pair in self.split_verbs for w in pair),
             *self.determiners,
             *self.colours,
             *self.sizes,
@@ -200,8 +216,12 @@ def jsgf_grammar(vocab: Vocabulary | None = None, name: str = 'tabletop') -> str
 
     Shape (optional parts in brackets)::
 
-        <command> = [please] [<verb>] <phrase> [<relation> <phrase>]
+        <command> = [<polite>] ([<verb>] <body> | <split-before> <body> <split-after>)
+                    [<ending>]
+        <body>    = <phrase> [<relation> <phrase>]
         <phrase>  = [<det>] [<size>] [<colour>] <noun> [<tail>]
+
+    where a split verb's two parts stay paired ("pick ... up", "hand ... to me").
 
     Kept this small on purpose: a Kleene star over relations or extra phrase shapes made
     pocketsphinx 3-10x slower (search space) without fewer word errors on the fixtures.
@@ -210,7 +230,9 @@ def jsgf_grammar(vocab: Vocabulary | None = None, name: str = 'tabletop') -> str
     """
     v = vocab or Vocabulary()
     rules = {
+        'polite': _alternatives(v.polite),
         'verb': _alternatives(v.verbs),
+        'ending': _alternatives(v.endings),
         'det': _alternatives(v.determiners),
         'colour': _alternatives(v.colours),
         'size': _alternatives(v.sizes),
@@ -221,8 +243,15 @@ def jsgf_grammar(vocab: Vocabulary | None = None, name: str = 'tabletop') -> str
     lines = [
         '#JSGF V1.0;',
         f'grammar {name};',
-        'public <command> = [please] [<verb>] <phrase> [<relation> <phrase>];',
+        'public <command> = [<polite>] ([<verb>] <body> | <split>) [<ending>];',
+        '<body> = <phrase> [<relation> <phrase>];',
         '<phrase> = [<det>] [<size>] [<colour>] <noun> [<tail>];',
     ]
+    if v.split_verbs:
+        split = ' | '.join(f'{b} <body> {a}' for b, a in sorted(set(v.split_verbs)))
+        _alternatives(tuple(w for pair in v.split_verbs for w in pair))  # checks the words
+        lines.append(f'<split> = {split};')
+    else:
+        lines[2] = lines[2].replace(' | <split>', '')
     lines += [f'<{k}> = {alts};' for k, alts in rules.items()]
     return '\n'.join(lines) + '\n'

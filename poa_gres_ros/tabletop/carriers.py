@@ -78,6 +78,11 @@ def _pick(rng: np.random.Generator, options):
     return options[int(rng.integers(len(options)))]
 
 
+def suffixes_for(verb: str) -> tuple[str, ...]:
+    """Polite suffixes that fit ``verb`` (no "hand me the mug for me")."""
+    return ('please',) if 'me' in verb.split() else POLITE_SUFFIXES
+
+
 def all_carriers(plural: bool | None = None, held_out: bool = False) -> list[str]:
     """Every carrier template without final punctuation (for tests and vocabularies).
 
@@ -87,7 +92,7 @@ def all_carriers(plural: bool | None = None, held_out: bool = False) -> list[str
     verbs = [f'{v} {{}}' for v in VERBS] + list(SPLIT_VERBS)
     out = list(BARE_FORMS) + verbs
     out += [f'{p} {v}' for p in POLITE_PREFIXES for v in verbs]
-    out += [f'{v} {s}' for v in verbs for s in POLITE_SUFFIXES]
+    out += [f'{v} {s}' for v in verbs for s in suffixes_for(v)]
     out += list(NEED_FORMS)
     for pl in (False, True) if plural is None else (plural,):
         out += list(QUESTION_FORMS[pl])
@@ -127,7 +132,7 @@ def draw_carrier(
             if rng.random() < 0.7:
                 t = f'{_pick(rng, POLITE_PREFIXES)} {verb}'
             else:
-                t = f'{verb} {_pick(rng, POLITE_SUFFIXES)}'
+                t = f'{verb} {_pick(rng, suffixes_for(verb))}'
     return _punctuate(rng, t), False
 
 
@@ -140,3 +145,38 @@ def _punctuate(rng, t: str) -> str:
 def word_count(text: str) -> int:
     """Words plus final punctuation marks (each is a token of its own)."""
     return len(text.split()) + sum(text.count(c) for c in '?.')
+
+
+def carrier_parts(held_out: bool = False) -> dict[str, tuple[str, ...]]:
+    """The carriers cut into what a speech grammar needs, without punctuation.
+
+    Returns ``{'polite': ..., 'leads': ..., 'endings': ..., 'split': ...}``: ``polite`` the
+    prefixes of a request ("could you", "please"), ``leads`` what directly precedes the
+    phrases ("hand me", "i would like", "where is"), ``endings`` what follows them ("please",
+    "for me please"), ``split`` the verbs around the phrases as (before, after) pairs
+    (("pick", "up"), ("hand", "to me")). Every carrier of ``all_carriers(held_out=held_out)``
+    is ``[polite] lead {} [ending]``, ``[polite] {} [ending]`` or ``[polite] before {} after
+    [ending]``.
+    """
+    polite = set(POLITE_PREFIXES)
+    split = [tuple(x.strip() for x in v.split('{}')) for v in SPLIT_VERBS]
+    leads, endings = set(), set()
+    for t in all_carriers(held_out=held_out):
+        before, after = (x.strip() for x in t.split('{}'))
+        for p in sorted(polite, key=len, reverse=True):
+            if before.startswith(p + ' '):
+                before = before[len(p) + 1 :]
+                break
+        for b, a in split:
+            if before == b and (after == a or after.startswith(a + ' ')):
+                before, after = '', after[len(a) :].strip()
+        if before:
+            leads.add(before)
+        if after:
+            endings.add(after)
+    return {
+        'polite': tuple(sorted(polite)),
+        'leads': tuple(sorted(leads)),
+        'endings': tuple(sorted(endings)),
+        'split': tuple(sorted(split)),
+    }
