@@ -28,6 +28,15 @@ ARGUMENTS = {
     'namespace': ('', 'Namespace of the nodes and of their relative topics.'),
     'params_file': (None, 'Parameter file of gres_node (default: the installed gres.yaml).'),
     'image_topic': ('/camera/image_raw', 'Camera topic (sensor_msgs/Image) remapped to image.'),
+    'depth_topic': (
+        '/camera/aligned_depth_to_color/image_raw',
+        'Depth aligned to the colour image (16UC1 mm or 32FC1 m) remapped to depth; used with '
+        'the enable_3d parameter.',
+    ),
+    'camera_info_topic': (
+        '/camera/camera_info',
+        "The colour camera's sensor_msgs/CameraInfo, remapped to camera_info (enable_3d).",
+    ),
     'use_sim_time': ('false', 'Use /clock (bag replay with ros2 bag play --clock).'),
     'log_level': ('info', 'Level of every logger, rcl and rmw included: debug, info, warn, ...'),
     'node_log_level': ('', "Level of the nodes' own loggers only (e.g. debug); '' = log_level."),
@@ -63,7 +72,11 @@ def _nodes(context):
         name='gres_node',
         namespace=arg['namespace'],
         parameters=[arg['params_file'], overrides],
-        remappings=[('image', arg['image_topic'])],  # <image>/compressed follows it
+        remappings=[  # <image>/compressed follows image
+            ('image', arg['image_topic']),
+            ('depth', arg['depth_topic']),
+            ('camera_info', arg['camera_info_topic']),
+        ],
         ros_arguments=_log_args(arg, 'gres_node'),
         output='screen',
         emulate_tty=True,

@@ -49,6 +49,20 @@ def _check_against_offline(report: dict, offline: dict) -> None:
         assert r['iou'] == pytest.approx(ref['iou'], abs=0.01), r['index']
         ev.add_result(GresSampleResult(ref['intersection_px'], ref['union_px'], ref['iou'],
                                        ref['outcome'], ref['expr_type']))  # fmt: skip
+    # 3D: the node paired every answered frame with its depth image and lifted the same masks
+    assert {r['depth'] for r in frames} == {'ok'}
+    for r in frames:
+        ref = offline[r['index']]
+        assert len(r.get('errors_3d') or []) == len(ref.get('errors_3d') or []), r['index']
+        for got, want in zip(r.get('errors_3d') or [], ref.get('errors_3d') or []):
+            if want['centroid_error_mm'] is None or got['centroid_error_mm'] is None:
+                assert abs((got['iou'] or 0) - 0.5) < 0.01 or (
+                    got['centroid_error_mm'] == want['centroid_error_mm']
+                ), (r['index'], got, want)  # only a match right at the IoU bar may differ
+            else:
+                assert got['centroid_error_mm'] == pytest.approx(
+                    want['centroid_error_mm'], abs=1.0
+                ), r['index']
     ref_summary = ev.summary()
     for t in ('all', 'single', 'multi', 'no_target'):
         got, want = report['metrics'][t], ref_summary[t]

@@ -148,9 +148,9 @@ def test_launch_file_parses_and_declares_the_issue_arguments():
     funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert 'generate_launch_description' in funcs
     args = _launch_literal('ARGUMENTS')
-    assert set(args) == {'namespace', 'params_file', 'image_topic', 'use_sim_time', 'log_level',
-                         'node_log_level', 'model_dir', 'backend', 'speech',
-                         'speech_params_file'}  # fmt: skip
+    assert set(args) == {'namespace', 'params_file', 'image_topic', 'depth_topic',
+                         'camera_info_topic', 'use_sim_time', 'log_level', 'node_log_level',
+                         'model_dir', 'backend', 'speech', 'speech_params_file'}  # fmt: skip
     assert args['speech'][0] == 'false' and args['image_topic'][0] == '/camera/image_raw'
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     names = {getattr(c.func, 'id', getattr(c.func, 'attr', '')) for c in calls}
@@ -186,7 +186,9 @@ def test_node_verb_mirrors_the_launch_arguments():
     (cmd,) = node_commands(verb.node_launch(args))
     assert cmd[1].endswith('gres_node') and '--params-file' in cmd
     assert cmd.index('-p', cmd.index('--params-file')) > cmd.index('--params-file')
-    for expected in ('__ns:=/robot1', 'model_dir:=/m', 'image:=/camera/image_raw'):
+    for expected in ('__ns:=/robot1', 'model_dir:=/m', 'image:=/camera/image_raw',
+                     'depth:=/camera/aligned_depth_to_color/image_raw',
+                     'camera_info:=/camera/camera_info'):  # fmt: skip
         assert expected in cmd
     assert not any(c.startswith('backend:=') for c in cmd)  # empty: from the file
     assert cmd.count('--log-level') == 1  # node_log_level '' = log_level for every logger

@@ -120,6 +120,21 @@ def match_outputs(published, outputs, stamps: dict[int, int]):
     return matched, unmatched
 
 
+def score_3d(frame, pred, msg) -> dict:
+    """The 3D part of a live record: ``depth`` ('ok' or the result's depth_detail) and
+    ``errors_3d`` (``bag.eval3d.frame_errors`` with the node's geometry) when the frame has
+    ground truth with 3D."""
+    from poa_gres_ros.bag.eval3d import frame_errors
+    from poa_gres_ros.conversions.depth3d import geometry_from_msg
+
+    ok = int(msg.depth_status) == 1  # DEPTH_OK
+    out = {'depth': 'ok' if ok else (msg.depth_detail or f'depth_status {msg.depth_status}')}
+    if frame.gt is not None and frame.gt.geometry:
+        geo = [geometry_from_msg(i.geometry) for i in msg.instances] if ok else None
+        out['errors_3d'] = frame_errors([i.mask for i in pred.instances], geo, frame.gt)
+    return out
+
+
 def evaluate_live(timeline: BagTimeline, capture: LiveCapture) -> ReplayResult:
     """Score the captured results against the bag (module docstring).
 
@@ -171,6 +186,8 @@ def evaluate_live(timeline: BagTimeline, capture: LiveCapture) -> ReplayResult:
         # a result bound to another instruction is scored as what it is: an answer for this
         # frame (the ground truth is the bag's), so binding errors lower the metrics too
         rec.update(score_frame(result, frame, pred))
+        if 'depth' in timeline.topics:
+            rec.update(score_3d(frame, pred, msg))
         result.records.append(rec)
         if idx in wanted:
             preds[idx] = pred

@@ -16,10 +16,12 @@ What it does, in order:
    image's time first): each message at ``(log time - first log time) / rate`` after the start,
    as raw CDR straight to ``Publisher.publish`` (nothing is deserialised; rclpy and rosbags
    write the same CDR).
-   /instruction goes out reliable + transient local (the node subscribes so), images and
-   camera_info reliable (``image_qos='best_effort'``: like most camera drivers' sensor-data
-   profile). With ``clock``, /clock carries the bag's log time, published before each
-   message and every 25 ms in between (``ros2 bag play --clock``), and the node runs with
+   /instruction goes out reliable + transient local (the node subscribes so), images, depth
+   and camera_info reliable (``image_qos='best_effort'``: like most camera drivers' sensor-data
+   profile). A bag with depth and camera_info starts the node with ``enable_3d`` and its
+   ``depth`` / ``camera_info`` remapped to the bag's topics (docs/geometry3d.md). With
+   ``clock``, /clock carries the bag's log time, published before each message and every
+   25 ms in between (``ros2 bag play --clock``), and the node runs with
    ``use_sim_time:=true``: without it the recorded header stamps and the node's wall-clock
    time diverge.
 4. Records every /gres/instances result as raw CDR with its arrival time (``raw=True``
@@ -52,7 +54,7 @@ from poa_gres_ros.ros.launch_commands import NodeLaunch, node_commands
 from poa_gres_ros.ros.result_msgs import rclpy_message_class
 
 CLOCK_PERIOD_S = 0.025
-PLAY_ROLES = ('instruction', 'image', 'camera_info')
+PLAY_ROLES = ('instruction', 'image', 'camera_info', 'depth')
 AUTOSTART_FAILED = re.compile(r'autostart: (configure|activate) failed')  # gres_node's log line
 
 
@@ -98,12 +100,21 @@ class LiveSettings:
             )
 
 
-def node_argv(settings: LiveSettings, image_topic: str, compressed: bool) -> list[str]:
-    """The gres_node command line (``launch_commands.node_commands`` plus overrides)."""
+def node_argv(
+    settings: LiveSettings, image_topic: str, compressed: bool, topics: dict | None = None
+) -> list[str]:
+    """The gres_node command line (``launch_commands.node_commands`` plus overrides). With a
+    depth topic in the bag (``topics``: role -> topic), ``depth`` and ``camera_info`` are
+    remapped to the bag's and ``enable_3d`` is set."""
     base = image_topic[: -len('/compressed')] if compressed else image_topic
+    topics = topics or {}
+    three_d = {}
+    if 'depth' in topics and 'camera_info' in topics:
+        three_d = dict(depth_topic=topics['depth'], camera_info_topic=topics['camera_info'])
     launch = NodeLaunch(
         params_file=settings.params_file,
         image_topic=base,
+        **three_d,
         use_sim_time=settings.clock,
         model_dir=settings.model or '',
         backend=settings.backend or '',
@@ -111,6 +122,8 @@ def node_argv(settings: LiveSettings, image_topic: str, compressed: bool) -> lis
     argv = node_commands(launch)[0]
     if compressed:
         argv += ['-p', 'subscribe_compressed:=true']
+    if three_d:
+        argv += ['-p', 'enable_3d:=true']
     return argv + list(settings.extra_ros_args)
 
 
@@ -170,7 +183,7 @@ def play_live(timeline: BagTimeline, settings: LiveSettings) -> LiveCapture:
         log_path = Path(settings.log_path or f'/tmp/gres_node_replay_{os.getpid()}.log')
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_fh = open(log_path, 'wb')  # noqa: SIM115 - closed in the finally below
-        argv = node_argv(settings, image_topic, compressed)
+        argv = node_argv(settings, image_topic, compressed, timeline.topics)
         proc = subprocess.Popen(argv, stdout=log_fh, stderr=subprocess.STDOUT)
     capture = LiveCapture(
         settings={
@@ -235,12 +248,11 @@ def _publishers(node, timeline: BagTimeline, image_topic: str, settings: LiveSet
             rclpy_message_class(timeline.msgtypes['instruction']), '/instruction', INSTRUCTION_QOS
         ),
     }
-    if 'camera_info' in timeline.topics:
-        pubs['camera_info'] = node.create_publisher(
-            rclpy_message_class(timeline.msgtypes['camera_info']),
-            timeline.topics['camera_info'],
-            cam_qos,
-        )
+    for role in ('camera_info', 'depth'):
+        if role in timeline.topics:
+            pubs[role] = node.create_publisher(
+                rclpy_message_class(timeline.msgtypes[role]), timeline.topics[role], cam_qos
+            )
     if settings.clock:
         pubs['clock'] = node.create_publisher(Clock, '/clock', QoSProfile(depth=1))
     return pubs

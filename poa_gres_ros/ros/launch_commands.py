@@ -26,6 +26,8 @@ class NodeLaunch:
         namespace: namespace of the nodes and their relative topics ('' = none).
         params_file: gres_node's parameter file; None = the installed config/gres.yaml.
         image_topic: the camera topic ``image`` is remapped to (``<image>/compressed`` follows).
+        depth_topic, camera_info_topic: what ``depth`` and ``camera_info`` are remapped to
+            (read by gres_node only with its enable_3d parameter).
         use_sim_time: take time from /clock.
         log_level: level of every logger (rcl and rmw included): 'debug', 'info', 'warn',
             'error' or 'fatal'.
@@ -40,6 +42,8 @@ class NodeLaunch:
     namespace: str = ''
     params_file: str | None = None
     image_topic: str = '/camera/image_raw'
+    depth_topic: str = '/camera/aligned_depth_to_color/image_raw'
+    camera_info_topic: str = '/camera/camera_info'
     use_sim_time: bool = False
     log_level: str = 'info'
     node_log_level: str = ''
@@ -106,6 +110,7 @@ def node_commands(launch: NodeLaunch) -> list[list[str]]:
         if value:
             gres += ['-p', f'{name}:={value}']
     gres += ['-r', f'image:={launch.image_topic}']  # <image>/compressed follows it
+    gres += ['-r', f'depth:={launch.depth_topic}', '-r', f'camera_info:={launch.camera_info_topic}']
     commands = [gres]
     if launch.speech:
         speech_params = launch.speech_params_file or str(config_file('speech.yaml'))

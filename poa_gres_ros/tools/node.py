@@ -30,6 +30,14 @@ def add_arguments(parser):
     parser.add_argument('--namespace', default='', help='namespace of the nodes and topics')
     parser.add_argument('--params-file', default=None, help='default: the installed gres.yaml')
     parser.add_argument('--image-topic', default='/camera/image_raw', help='camera topic')
+    parser.add_argument(
+        '--depth-topic',
+        default='/camera/aligned_depth_to_color/image_raw',
+        help='aligned depth (with the enable_3d parameter)',
+    )
+    parser.add_argument(
+        '--camera-info-topic', default='/camera/camera_info', help='colour CameraInfo (enable_3d)'
+    )
     parser.add_argument('--use-sim-time', default='false', help='true: use /clock')
     parser.add_argument('--log-level', default='info', help='every logger: debug, info, ...')
     parser.add_argument('--node-log-level', default='', help="the nodes' own loggers only")
