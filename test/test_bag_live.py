@@ -122,8 +122,9 @@ def test_live_mapped_bag_into_a_running_node(ros_node, spawn, bags, model, tmp_p
     from support.ros_waits import spin_until
 
     proc = spawn(['python', ROOT / 'scripts' / 'gres_node', '--ros-args', '--params-file',
-                  params, '-p', f'model_dir:={mdir}', '-r',
-                  f'image:={MAPPING["image"]}'], name='gres_node')  # fmt: skip
+                  params, '-p', f'model_dir:={mdir}', '-r', f'image:={MAPPING["image"]}',
+                  '-p', 'enable_3d:=true', '-r', f'depth:={MAPPING["depth"]}',
+                  '-r', f'camera_info:={MAPPING["camera_info"]}'], name='gres_node')  # fmt: skip
     pub = ros_node.create_publisher(String, '/instruction', INSTRUCTION_QOS)
     try:  # an earlier instruction: the node's ids for the bag's instructions start at 2
         assert spin_until(ros_node, lambda: pub.get_subscription_count() > 0, 120, proc)
