@@ -75,7 +75,7 @@ def geometry_msg(inst: Instance3D | None, cls: Callable[[str], type]):
 
 def _zero_instance() -> Instance3D:
     z = np.zeros(3)
-    return Instance3D(False, z, z, z, np.eye(3), False, z, 0, 0.0, np.empty((0, 3), np.float32))
+    return Instance3D(False, z, z, z, np.eye(3), False, z, 0, 0.0, np.empty((3, 0), np.float32))
 
 
 _NONE = _zero_instance()
@@ -112,13 +112,13 @@ def cloud_points(instances: list[Instance3D], ids=None) -> np.ndarray:
         instances: the geometries; ids: their GresInstance ids (default 0, 1, ...).
     """
     ids = list(range(len(instances))) if ids is None else list(ids)
-    parts = [(g.points_m, i) for g, i in zip(instances, ids) if g.valid and len(g.points_m)]
-    n = sum(len(p) for p, _ in parts)
+    parts = [(g.xyz_m, i) for g, i in zip(instances, ids) if g.valid and g.xyz_m.shape[1]]
+    n = sum(p.shape[1] for p, _ in parts)
     out = np.empty(n, POINT_DTYPE)
     k = 0
-    for pts, i in parts:
-        m = len(pts)
-        out['x'][k : k + m], out['y'][k : k + m], out['z'][k : k + m] = pts.T
+    for xyz, i in parts:
+        m = xyz.shape[1]
+        out['x'][k : k + m], out['y'][k : k + m], out['z'][k : k + m] = xyz
         out['instance_id'][k : k + m] = i
         k += m
     return out

@@ -34,6 +34,9 @@ ASPECT_TOLERANCE = 0.01
 """Depth and colour images whose width / height ratios differ by more than this (relative)
 are not the same view: the depth is rejected instead of rescaled."""
 OUTLIER_MAD_FACTOR = 4.0
+MAX_PCA_POINTS = 4096
+"""The principal axes come from at most this many of the points (a regular stride through
+them, in raster order): enough for a 3 x 3 covariance, and bounded time for a huge mask."""
 OUTLIER_FLOOR_M = 0.01
 MIN_ORIENTATION_POINTS = 30
 MIN_AXIS_RATIO = 1.5
@@ -184,6 +187,19 @@ def backproject(us, vs, z_m, intr: PinholeIntrinsics) -> np.ndarray:
     return out
 
 
+def backproject_rows(us, vs, z_m, intr: PinholeIntrinsics) -> np.ndarray:
+    """:func:`backproject` as (3, N) float32 rows x, y, z (each row contiguous, so per-axis
+    statistics run over contiguous memory)."""
+    z = np.asarray(z_m, np.float32)
+    out = np.empty((3, z.size), np.float32)
+    np.multiply(np.asarray(us, np.float32) - np.float32(intr.cx), z, out=out[0])
+    out[0] *= np.float32(1.0 / intr.fx)
+    np.multiply(np.asarray(vs, np.float32) - np.float32(intr.cy), z, out=out[1])
+    out[1] *= np.float32(1.0 / intr.fy)
+    out[2] = z
+    return out
+
+
 @dataclass
 class Instance3D:
     """3D geometry of one instance in the camera optical frame, metres.
@@ -198,7 +214,8 @@ class Instance3D:
         principal_extent_m: (3,) float64 extent of the points along the three axes.
         num_points: points used; missing_depth_fraction: mask pixels without depth / mask
             pixels, in [0, 1] (1 for an empty mask).
-        points_m: (N, 3) float32 the points used.
+        xyz_m: (3, N) float32 the points used, as rows x, y, z (``points_m`` is the (N, 3)
+            view).
     """
 
     valid: bool
@@ -210,7 +227,12 @@ class Instance3D:
     principal_extent_m: np.ndarray
     num_points: int
     missing_depth_fraction: float
-    points_m: np.ndarray = field(repr=False)
+    xyz_m: np.ndarray = field(repr=False)
+
+    @property
+    def points_m(self) -> np.ndarray:
+        """(N, 3) float32 view of the points used."""
+        return self.xyz_m.T
 
     @property
     def box_center_m(self) -> np.ndarray:
@@ -235,15 +257,18 @@ def _invalid(missing: float, n: int = 0) -> Instance3D:
     nan3 = np.full(3, np.nan)
     return Instance3D(
         False, nan3, nan3.copy(), nan3.copy(), np.eye(3), False, nan3.copy(), n, missing,
-        np.empty((0, 3), np.float32),
+        np.empty((3, 0), np.float32),
     )  # fmt: skip
 
 
-def _principal_axes(pts: np.ndarray, centroid: np.ndarray):
+def _principal_axes(xyz: np.ndarray, centroid: np.ndarray):
     """Rotation (columns = axes by decreasing variance, sign rule of Instance3D), whether the
-    major axis is defined, and the extent along each axis."""
-    centred = pts.astype(np.float64) - centroid
-    cov = centred.T @ centred / max(1, len(pts) - 1)
+    major axis is defined, and the extent along each axis, from (3, N) points. The covariance
+    uses at most :data:`MAX_PCA_POINTS` points (a regular stride through them)."""
+    n = xyz.shape[1]
+    sub = xyz[:, :: max(1, -(-n // MAX_PCA_POINTS))].astype(np.float64) - centroid[:, None]
+    # einsum, not matmul: BLAS would wake its thread pool for a 3 x 3 result (slow on a busy CPU)
+    cov = np.einsum('in,jn->ij', sub, sub) / max(1, sub.shape[1] - 1)
     evals, evecs = np.linalg.eigh(cov)  # ascending
     evals, evecs = evals[::-1], evecs[:, ::-1]
     e1, e3 = evecs[:, 0], evecs[:, 2]
@@ -252,9 +277,17 @@ def _principal_axes(pts: np.ndarray, centroid: np.ndarray):
     if e1[0] < 0 or (e1[0] == 0 and e1[1] < 0):
         e1 = -e1
     rot = np.stack([e1, np.cross(e3, e1), e3], axis=1)
-    ok = len(pts) >= MIN_ORIENTATION_POINTS and evals[0] >= MIN_AXIS_RATIO * max(evals[1], 1e-12)
-    proj = centred @ rot
-    return rot, bool(ok), proj.max(axis=0) - proj.min(axis=0)
+    ok = n >= MIN_ORIENTATION_POINTS and evals[0] >= MIN_AXIS_RATIO * max(evals[1], 1e-12)
+    proj = np.einsum('ji,jn->in', rot.astype(np.float32), xyz)  # (3, N), contiguous rows
+    return rot, bool(ok), (proj.max(axis=1) - proj.min(axis=1)).astype(np.float64)
+
+
+def _from_points(xyz: np.ndarray, centroid: np.ndarray, missing: float) -> Instance3D:
+    rot, ok, extent = _principal_axes(xyz, centroid)
+    return Instance3D(
+        True, centroid, xyz.min(axis=1).astype(np.float64), xyz.max(axis=1).astype(np.float64),
+        rot, ok, extent, int(xyz.shape[1]), float(missing), xyz,
+    )  # fmt: skip
 
 
 def _crop_box(mask: np.ndarray):
@@ -319,17 +352,15 @@ def lift_instance(
         return _invalid(missing, int(vs.size))
     z = dcrop[vs, us]
     med = np.median(z)
-    mad = np.median(np.abs(z - med))
-    keep = np.abs(z - med) <= max(OUTLIER_MAD_FACTOR * 1.4826 * mad, OUTLIER_FLOOR_M)
-    if np.count_nonzero(keep) < min_points:
-        return _invalid(missing, int(np.count_nonzero(keep)))
-    pts = backproject(us[keep] + x0, vs[keep] + y0, z[keep], intr)
-    centroid = pts.mean(axis=0, dtype=np.float64)
-    rot, ok, extent = _principal_axes(pts, centroid)
-    return Instance3D(
-        True, centroid, pts.min(axis=0).astype(np.float64), pts.max(axis=0).astype(np.float64),
-        rot, ok, extent, int(len(pts)), float(missing), pts,
-    )  # fmt: skip
+    dev = np.abs(z - med)
+    keep = dev <= max(OUTLIER_MAD_FACTOR * 1.4826 * float(np.median(dev)), OUTLIER_FLOOR_M)
+    n_keep = int(np.count_nonzero(keep))
+    if n_keep < min_points:
+        return _invalid(missing, n_keep)
+    if n_keep < z.size:
+        us, vs, z = us[keep], vs[keep], z[keep]
+    xyz = backproject_rows(us + x0, vs + y0, z, intr)
+    return _from_points(xyz, xyz.mean(axis=1, dtype=np.float64), missing)
 
 
 def visible_surface(
@@ -349,13 +380,8 @@ def visible_surface(
     missing = 1.0 - vs.size / area
     if vs.size < max(1, min_points):
         return _invalid(missing, int(vs.size))
-    pts = backproject(us, vs, depth_m[vs, us], intr)
-    centroid = pts.astype(np.float64).mean(axis=0)
-    rot, ok, extent = _principal_axes(pts, centroid)
-    return Instance3D(
-        True, centroid, pts.min(axis=0).astype(np.float64), pts.max(axis=0).astype(np.float64),
-        rot, ok, extent, int(len(pts)), float(missing), pts,
-    )  # fmt: skip
+    xyz = backproject_rows(us, vs, depth_m[vs, us], intr)
+    return _from_points(xyz, xyz.mean(axis=1, dtype=np.float64), missing)
 
 
 def lift_instances(masks, depth_m, intr, boxes=None, **kwargs) -> list[Instance3D]:
