@@ -11,8 +11,9 @@ Subscribes ``gres/instances`` (poa_gres_ros/GresInstances) and publishes ``grasp
 - a target: the highest-relevance instance that has valid 3D. ``header.frame_id`` is the
   camera optical frame of the image; ``pose.position`` is the instance centroid (metres);
   ``pose.orientation`` its principal axes (x = the object's major axis, z = towards the
-  camera; docs/geometry3d.md §3), or the identity (the camera frame's axes) when the major
-  axis is not defined (a round object). Transform it into the planning frame with tf2.
+  camera; docs/geometry3d.md#instance-geometry), or the identity (the camera frame's axes)
+  when the major axis is not defined (a round object). Transform it into the planning frame
+  with tf2.
 - an empty answer: no target (the instruction refers to nothing, no instance has depth, or the
   result has no 3D). ``header.frame_id`` is '' and the pose is all zeros (quaternion 0, 0, 0, 0,
   which no consumer can mistake for an orientation): check ``msg.header.frame_id`` first.

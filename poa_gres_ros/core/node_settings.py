@@ -138,6 +138,12 @@ SPECS: dict[str, ParameterSpec] = {
         'within this many seconds; otherwise its 3D is marked missing.',
         range=(0.0, 10.0),
     ),
+    'depth_wait_s': ParameterSpec(
+        0.1,
+        'After inference, wait at most this long for the depth image of the frame when it has '
+        'not arrived yet (no depth at or after its stamp seen); 0 = never wait.',
+        range=(0.0, 1.0),
+    ),
     'depth_erode_px': ParameterSpec(
         2,
         'Erode each mask by this many pixels before lifting (edge depth is unreliable).',
@@ -167,7 +173,7 @@ class NodeSettings:
     Attributes:
         thresholds: post-processing thresholds (``relevance_threshold``, ``mask_threshold``,
             ``no_target_threshold``, ``max_instances``).
-        publish_debug, instruction_timeout_s, stamp_tolerance_s, depth_tolerance_s,
+        publish_debug, instruction_timeout_s, stamp_tolerance_s, depth_tolerance_s, depth_wait_s,
             depth_erode_px, depth_min_points: the parameters of the same names.
     """
 
@@ -176,6 +182,7 @@ class NodeSettings:
     instruction_timeout_s: float
     stamp_tolerance_s: float
     depth_tolerance_s: float
+    depth_wait_s: float
     depth_erode_px: int
     depth_min_points: int
 

@@ -8,7 +8,9 @@ frame's stamp, which pins the nearest depth image within ``depth_tolerance_s`` i
 already there, and any depth image arriving during the inference that is nearer still
 replaces the pin (one message). :meth:`DepthInput.fill` then lifts every instance. So a frame
 finds its depth even when many depth images arrive while the model runs, and memory stays at
-the ring plus one pinned image.
+the ring plus one pinned image. A fast model can finish before the frame's depth image has
+arrived (drivers publish depth a little after colour): while no depth image at or after the
+frame's stamp has been seen, ``fill`` waits up to ``depth_wait_s`` for it.
 
 Every problem (no depth in time, no CameraInfo, unknown encoding, all-zero / NaN depth, sizes,
 K all zeros) sets ``depth_status`` and ``depth_detail`` on the result and is reported through
@@ -62,6 +64,8 @@ class DepthInput:
         self._on_problem = on_problem
         self._ring = StampRing(RING_CAPACITY)
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._newest = None  # newest depth stamp received (ns)
         self._info = None
         self._info_sub = None
         self._wanted: tuple[int, int] | None = None  # (stamp ns, tolerance ns)
@@ -90,8 +94,10 @@ class DepthInput:
         stamp = stamp_ns(msg.header.stamp)
         self._ring.put(stamp, msg)
         with self._lock:
+            self._newest = stamp if self._newest is None else max(self._newest, stamp)
             if self._wanted is not None:
                 self._pin(stamp, msg)
+            self._arrived.notify_all()
 
     def _pin(self, stamp: int, msg) -> None:
         want, tol = self._wanted
@@ -108,14 +114,27 @@ class DepthInput:
             if msg is not None:
                 self._pin(got_stamp, msg)
 
-    def fill(self, result: GresInstances, pred, *, erode_px: int, min_points: int) -> list | None:
-        """Set the 3D fields of ``result`` (built for ``pred``, after :meth:`begin`).
+    def fill(
+        self, result: GresInstances, pred, *, erode_px: int, min_points: int, wait_s: float = 0.0
+    ) -> list | None:
+        """Set the 3D fields of ``result`` (built for ``pred``, after :meth:`begin`), waiting
+        up to ``wait_s`` seconds for a depth image that has not arrived yet (module docstring).
 
         Returns:
             the ``core.geometry3d.Instance3D`` per instance (for the cloud and markers), or
             None when the frame has no usable depth (status and reason set on ``result``).
         """
         with self._lock:
+            if self._pinned is None and self._wanted is not None and wait_s > 0:
+                want = self._wanted[0]
+                self._arrived.wait_for(
+                    lambda: (
+                        self._pinned is not None
+                        or self._newest is None  # no depth stream at all: do not wait
+                        or self._newest >= want
+                    ),
+                    timeout=wait_s,
+                )
             pinned, wanted = self._pinned, self._wanted
             self._wanted, self._pinned = None, None
         if pinned is None:

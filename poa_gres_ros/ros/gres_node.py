@@ -365,7 +365,7 @@ class GresNode(LifecycleNode):
         if depth is not None:
             geos = depth.fill(
                 out.result, out.prediction, erode_px=settings.depth_erode_px,
-                min_points=settings.depth_min_points,
+                min_points=settings.depth_min_points, wait_s=settings.depth_wait_s,
             )  # fmt: skip
         self._pubs['instances'].publish(out.result)
         self._pubs['mask'].publish(out.result.mask)
