@@ -276,6 +276,7 @@ def _wait_active(node, rec, pubs, image_topic, proc, log_path, timeout_s) -> Non
             and rec.results.get_publisher_count() >= 1
             and pubs['instruction'].get_subscription_count() >= 1
             and (rec.diag or {}).get('lifecycle_state') == 'active'
+            and _side_topics_matched(node, pubs)
         )
         if ready:
             return
@@ -284,6 +285,17 @@ def _wait_active(node, rec, pubs, image_topic, proc, log_path, timeout_s) -> Non
     raise RuntimeError(
         f'gres_node did not become active within {timeout_s:.0f} s (image '
         f'topic {image_topic} subscribed, results and diagnostics){where}'
+    )
+
+
+def _side_topics_matched(node, pubs) -> bool:
+    """Every subscriber of the depth and camera_info topics that the graph shows (a node with
+    enable_3d subscribes them just before its images) is matched by our publisher, so the first
+    frames' depth is not lost to discovery; true at once for a node without them."""
+    return all(
+        pubs[role].get_subscription_count() >= node.count_subscribers(pubs[role].topic_name)
+        for role in ('depth', 'camera_info')
+        if role in pubs
     )
 
 

@@ -71,12 +71,14 @@ class DepthInput:
         self._wanted: tuple[int, int] | None = None  # (stamp ns, tolerance ns)
         self._pinned = None  # (gap ns, message)
 
-    def subscribe(self) -> None:
-        self.images.subscribe()
+    def subscribe(self) -> str | None:
+        """Subscribe depth and camera_info; returns the depth topic's 'auto' QoS log line."""
+        chosen = self.images.subscribe()
         self._info_sub = self.node.create_subscription(
             CameraInfo, 'camera_info', self._on_info, CAMERA_INFO_QOS,
             callback_group=self._group,
         )  # fmt: skip
+        return chosen
 
     def unsubscribe(self) -> None:
         self.images.unsubscribe()

@@ -213,11 +213,13 @@ class GresNode(LifecycleNode):
         self._stopping.clear()
         self._wake = self.create_guard_condition(self._on_wake, callback_group=self._infer_group)
         result = super().on_activate(state)  # lifecycle publishers on before the first frame
+        if self._depth is not None:  # before the images: a frame's depth is never missed
+            chosen = self._depth.subscribe()
+            if chosen:
+                self.get_logger().info(chosen)
         chosen = self._images.subscribe()
         if chosen:
             self.get_logger().info(chosen)
-        if self._depth is not None:
-            self._depth.subscribe()
         self.get_logger().info(
             f'active: model {predictor.model_name} ({predictor.backend_name} on {v["device"]}, '
             f'input {predictor.input_size_hw}, warm-up {warm_ms:.0f} ms; {frozen} objects '
