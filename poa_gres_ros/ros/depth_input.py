@@ -10,7 +10,8 @@ replaces the pin (one message). :meth:`DepthInput.fill` then lifts every instanc
 finds its depth even when many depth images arrive while the model runs, and memory stays at
 the ring plus one pinned image. A fast model can finish before the frame's depth image has
 arrived (drivers publish depth a little after colour): while no depth image at or after the
-frame's stamp has been seen, ``fill`` waits up to ``depth_wait_s`` for it.
+frame's stamp has been seen, ``fill`` waits up to ``depth_wait_s`` for it (only where one can
+come: a depth image was received before, or the depth topic has publishers).
 
 Every problem (no depth in time, no CameraInfo, unknown encoding, all-zero / NaN depth, sizes,
 K all zeros) sets ``depth_status`` and ``depth_detail`` on the result and is reported through
@@ -126,14 +127,15 @@ class DepthInput:
             the ``core.geometry3d.Instance3D`` per instance (for the cloud and markers), or
             None when the frame has no usable depth (status and reason set on ``result``).
         """
+        # wait only where a depth image can come: one was received, or the topic has publishers
+        stream = self._newest is not None or self.node.count_publishers(self.topic) > 0
         with self._lock:
-            if self._pinned is None and self._wanted is not None and wait_s > 0:
+            if self._pinned is None and self._wanted is not None and wait_s > 0 and stream:
                 want = self._wanted[0]
                 self._arrived.wait_for(
                     lambda: (
                         self._pinned is not None
-                        or self._newest is None  # no depth stream at all: do not wait
-                        or self._newest >= want
+                        or (self._newest is not None and self._newest >= want)
                     ),
                     timeout=wait_s,
                 )
