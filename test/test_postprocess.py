@@ -222,6 +222,13 @@ def test_evaluation_and_the_predictor_give_the_same_answers(tiny_eval, relevance
             differing += int((a != b).sum())
             pixels += a.size
         kinds.add((ev.no_target, len(ev.instances) > 1))
+        # the answer agrees with itself: merged pixels lie in instances; no-target has neither
+        union = np.zeros_like(ev.final_mask)
+        for inst in ev.instances:
+            union |= inst.mask
+        assert not np.any(ev.final_mask & ~union)
+        assert bool(ev.instances) != ev.no_target
+        assert not (ev.no_target and ev.final_mask.any())
         sample = next(s for s in res.samples if s['index'] == idx)
         assert sample['num_pred'] == len(ev.instances) and sample['pred_no_target'] == ev.no_target
     assert differing <= 1e-4 * pixels, (differing, pixels)
