@@ -163,9 +163,12 @@ def test_qos_mismatch_is_reported(ros_node, spawn, tiny_model):  # noqa: F811
 def test_poa_gres_node_verb_starts_the_node_like_the_launch_file(ros_node, spawn, tiny_model):  # noqa: F811
     """`poa-gres node` (the launch stand-in) with a namespace and an image topic: the node
     answers in that namespace, and Ctrl-C on the verb stops it cleanly (status 0)."""
+    # backend torch, as start_gres: with 'auto' the first run on a machine exports the model
+    # to ONNX inside the answer timeout (1-3 min on 2 loaded cores)
     proc = spawn(
         ['python', 'scripts/poa-gres', 'node', '--namespace', 'cell3',
-         '--image-topic', '/camera/image_raw', '--model-dir', str(tiny_model)],
+         '--image-topic', '/camera/image_raw', '--model-dir', str(tiny_model),
+         '--backend', 'torch'],
         name='poa-gres-node',
     )  # fmt: skip
     probe = Probe(ros_node, namespace='cell3')
