@@ -456,7 +456,7 @@ class GresNode(LifecycleNode):
 
     def _log_throttled(self, key: str, text: str, warn: bool = False) -> None:
         ok, suppressed = self._throttle.ready(key)
-        if not ok or self._exiting:
+        if not ok or self._exiting or not self.context.ok():  # shutting down: late callbacks
             return
         if suppressed:
             text += f' ({suppressed} similar messages suppressed)'
