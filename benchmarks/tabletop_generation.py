@@ -3,13 +3,20 @@
     python benchmarks/tabletop_generation.py --scenes 20 [--views 3] [--train-scenes 3000]
 
 Prints the mean time per scene (layout + load + settle), per view (render with and without
-shadows at the view's drawn resolution, ``camera.RESOLUTIONS``), per view for expressions, RLE
-and PNG writing, and the time a dataset of ``--train-scenes`` train scenes (+10 % each for val
-/ test / test_comp) would take with 1 and 2 worker processes. It also renders every view at
-640x480 (the only size before resolutions were sampled) and prints the ratio of the two render
-times. Timings depend on the machine's load: run it on an idle machine, and read the ratios
-(shadow / no shadow, drawn size / 640x480, render / build) rather than absolute values on a
-shared one.
+shadows at the view's drawn resolution, ``camera.RESOLUTIONS``), per view for expressions,
+RLE, camera effects (``sensor``) and PNG writing, and the time a dataset of
+``--train-scenes`` train scenes (+10 % each for val / test / test_comp) would take with 1 and
+2 worker processes. It also renders every view at 640x480 (the only size before resolutions
+were sampled) and prints the ratio of the two render times. Timings depend on the machine's
+load: run it on an idle machine, and read the ratios (shadow / no shadow, drawn size /
+640x480, render / build) rather than absolute values on a shared one.
+
+Measured when resolutions, cameras, tables and carriers came in (generator ``tabletop-2``),
+on the shared 2-core machine at load average 12-18: ``poa-gres make-dataset --scenes 300
+--eval-scenes 30 --views-per-scene 2 --seed 0 --workers 2`` under ``nice`` took 195.5 s of
+CPU (user) before and 224.5 s after (1.15x; wall times of 56 and 63 min only show the load),
+without the camera effects; this script then gave a drawn-size / 640x480 render ratio of
+1.22 and camera effects at 8 % of a view's time, so about 1.25x in all.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ def main() -> int:
     from poa_gres_ros.tabletop.expressions import generate_referrals
     from poa_gres_ros.tabletop.render import render_view
     from poa_gres_ros.tabletop.scene import TabletopScene, quiet_client, sample_scene_spec
+    from poa_gres_ros.tabletop.sensor import sample_sensor
     from poa_gres_ros.tabletop.writer import view_record
 
     client = quiet_client()
@@ -48,6 +56,7 @@ def main() -> int:
         'render_plain_640x480': [],
         'expr': [],
         'record': [],
+        'sensor': [],
         'png': [],
     }
     n_refs, n_sent = 0, 0
@@ -81,17 +90,20 @@ def main() -> int:
                 tb = time.perf_counter()
                 view_record(scene, view, refs, split='train', file_name='x.png', view_index=v)
                 tc = time.perf_counter()
-                cv2.imwrite(os.path.join(tmp, f'{s}_{v}.png'), view.rgb[:, :, ::-1])
+                rgb = sample_sensor(rng).apply(view.rgb)
                 td = time.perf_counter()
+                cv2.imwrite(os.path.join(tmp, f'{s}_{v}.png'), rgb[:, :, ::-1])
+                te = time.perf_counter()
                 t['expr'].append(tb - ta)
                 t['record'].append(tc - tb)
-                t['png'].append(td - tc)
+                t['sensor'].append(td - tc)
+                t['png'].append(te - td)
                 n_refs += len(refs)
                 n_sent += sum(len(r.sentences) for r in refs)
     client.disconnect()
     m = {k: float(np.mean(v)) for k, v in t.items()}
     render = 0.5 * (m['render_shadow'] + m['render_plain'])  # datasets shadow half the views
-    per_view = render + m['expr'] + m['record'] + m['png']
+    per_view = render + m['expr'] + m['record'] + m['sensor'] + m['png']
     per_scene = m['spec'] + m['build'] + per_view
     n_total = int(round(args.train_scenes * 1.3))
     print(
