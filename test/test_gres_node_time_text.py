@@ -96,6 +96,9 @@ def test_sim_time_expiry_clock_jumps_and_text(ros_node, spawn, tiny_model):  # n
         # A looped bag: the clock jumps back to 1 s; a new instruction binds and the age counts
         # from the jump, so the instruction stays valid for images after it.
         set_clock(1)
+        assert spin_until(
+            ros_node, lambda: 'node clock jumped back 1009.000 s' in proc.log(), 20, proc
+        )
         probe.instruct('the duck')
         res = probe.request(image_msg(PIC, 1 * NS_PER_S), proc=proc)
         assert res.instruction == 'the duck' and res.instruction_stamp.sec == 1

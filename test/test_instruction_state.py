@@ -168,15 +168,36 @@ def test_live_rule_follows_the_stamp_tolerance():
 
 def test_looped_recording_with_clock_falls_back_to_receipt_order():
     """A bag looped into one recording and played with --clock: the clock goes on (3 s ... 6 s)
-    while the second pass repeats the header stamps of the first (0 s ... 3 s)."""
+    while the second pass repeats the header stamps of the first (10 s ... 12.9 s). Every frame
+    of the second pass, also those stamped within the tolerance of the first pass's newest
+    stamp, is bound by receipt order: its stamp does not read on the node clock."""
     st = InstructionState()
-    mug = st.receive('the red mug', _ms(0.0))
-    assert st.bind_image(_ms(2.95), _ms(2.9), sim_time=True).instruction is mug
-    teddy = st.receive('the teddy', _ms(3.05))  # said before the second pass
-    second = st.bind_image(_ms(3.15), _ms(0.1), sim_time=True)
-    assert second.instruction is teddy
-    assert (second.rule, second.reason) == ('receipt order', 'stamps jumped back')
+    mug = st.receive('the red mug', _ms(10.0))
+    duck = st.receive('the duck', _ms(12.0))
+    assert st.bind_image(_ms(12.95), _ms(12.9), sim_time=True).instruction is duck
+    teddy = st.receive('the teddy', _ms(13.05))  # said before the second pass
+    for t in (0.0, 0.1, 1.0, 1.9, 2.0, 2.5, 2.9):
+        second = st.bind_image(_ms(13.15 + t), _ms(10.0 + t), sim_time=True)
+        assert second.instruction is teddy, t
+        assert (second.rule, second.reason) == ('receipt order', 'stamps jumped back'), t
     assert 'jumped backwards' in second.describe(1.0)
+    st.clear()  # a new session: stamps are trusted again
+    cup = st.receive('the cup', _ms(17.0))
+    assert st.bind_image(_ms(17.2), _ms(17.1), sim_time=True).instruction is cup
+    assert mug.id == 1
+
+
+def test_stamps_that_jumped_back_are_trusted_again_once_they_read_on_the_node_clock():
+    """Live: a camera clock set back by 5 s, then corrected."""
+    st = InstructionState(stamp_tolerance_s=0.5)
+    a = st.receive('the red mug', 100 * S)
+    assert st.bind_image(_ms(101.0), _ms(100.95), sim_time=False).rule == 'header stamp'
+    b = st.receive('the duck', _ms(101.5))
+    back = st.bind_image(_ms(101.6), _ms(96.95), sim_time=False)
+    assert (back.instruction, back.reason) == (b, 'stamps jumped back')
+    assert st.bind_image(_ms(101.7), _ms(97.05), sim_time=False).reason == 'stamps jumped back'
+    fixed = st.bind_image(_ms(101.8), _ms(101.4), sim_time=False)  # captured before the duck
+    assert (fixed.instruction, fixed.rule) == (a, 'header stamp')
 
 
 def test_clock_jump_back_keeps_the_current_instruction_by_stamp():
@@ -189,6 +210,41 @@ def test_clock_jump_back_keeps_the_current_instruction_by_stamp():
     assert after.instruction is mug2 and after.rule == 'header stamp'
     assert st.bind_image(_ms(5.9), _ms(5.9), sim_time=True).instruction is mug2  # 4.9 s old
     assert st.bind_image(_ms(6.2), _ms(6.1), sim_time=True).instruction is None  # 5.1 s old
+
+
+def test_reported_clock_jump_restarts_the_history_and_the_loop_start_instruction_binds():
+    """ros2 bag play --loop --clock of a 0.8 s bag: the node's time-jump callback reports the
+    clock going back from 0.85 s to 0.0 s (less than CLOCK_JUMP_S, so only the report sees
+    it). The instruction re-published at the loop start binds the frames after it; a frame
+    captured just before the jump and received just after it (its stamp more than the
+    tolerance ahead of the node clock) keeps its own loop's one."""
+    st = InstructionState(stamp_tolerance_s=0.2)
+    st.receive('the red mug', _ms(0.0))
+    duck = st.receive('the duck', _ms(0.4))
+    assert st.bind_image(_ms(0.75), _ms(0.7), sim_time=True).instruction is duck
+    st.clock_jumped(_ms(0.0))
+    late = st.bind_image(_ms(0.02), _ms(0.8), sim_time=True)  # loop 1's last frame, late
+    assert (late.instruction, late.rule) == (duck, 'header stamp')
+    assert late.reason == 'captured before the clock jumped back'
+    early = st.bind_image(_ms(0.03), _ms(0.01), sim_time=True)  # before the re-published one
+    assert early.instruction is duck  # the instruction current at the jump
+    mug = st.receive('the red mug', _ms(0.05))  # re-published at the loop start
+    for t in (0.1, 0.3):
+        assert st.bind_image(_ms(t + 0.02), _ms(t), sim_time=True).instruction is mug
+    duck2 = st.receive('the duck', _ms(0.4))
+    assert st.bind_image(_ms(0.5), _ms(0.45), sim_time=True).instruction is duck2
+    assert (mug.id, duck2.id) == (3, 4)
+
+
+def test_clock_jump_reported_before_the_loop_start_instruction_callback():
+    """The loop-start instruction reached its callback before the node processed the /clock
+    jump (node clock still at the old loop's end): after the jump it is the current one."""
+    st = InstructionState()
+    st.receive('the red mug', _ms(0.0))
+    st.receive('the duck', _ms(2.0))
+    mug = st.receive('the red mug', _ms(2.95))  # the clock message behind it
+    st.clock_jumped(_ms(0.01))
+    assert st.bind_image(_ms(0.06), _ms(0.05), sim_time=True).instruction is mug
 
 
 def test_clear_and_expiry_by_stamp():

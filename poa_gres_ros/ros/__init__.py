@@ -10,7 +10,7 @@ Nodes and what they are made of:
 - ``instruction_state``: the current instruction, its id, expiry and binding to images (by
   header stamp or receipt order).
 - ``binding_notices``: what the node logs and reports about binding (the rule in force, frames
-  skipped without an instruction).
+  skipped without an instruction) and its time-jump callback (the node clock stepping back).
 - ``log_text``: long instruction text cut for log lines.
 - ``frame_processor``: one frame through the predictor into a result message.
 - ``result_msgs``: the node's rclpy messages (through ``conversions.result_msgs``).

@@ -1,13 +1,22 @@
 """What gres_node says about binding images to instructions (docs/binding.md): the rule in
-force (logged when it changes, reported in diagnostics) and frames skipped because there is no
+force (logged when it changes, reported in diagnostics), frames skipped because there is no
 instruction (a throttled warning naming the instruction topics the node actually subscribes,
 fully qualified, so an instruction sent outside the node's namespace is never ignored in
-silence)."""
+silence), and the node clock jumping back (an rclpy time-jump callback: the instruction history
+restarts on the new time line, logged)."""
 
 from __future__ import annotations
 
+from rclpy.clock import ClockChange, JumpThreshold
+from rclpy.duration import Duration
+
 from poa_gres_ros.ros.instruction_state import RULE_STAMP, Binding, InstructionState
+from poa_gres_ros.ros.log_text import short_text
 from poa_gres_ros.ros.node_stats import KeyedThrottle, NodeStats
+
+# A /clock step back of at least this is a jump (a loop, a restart); smaller steps are a
+# player's rounding (integer nanoseconds from float seconds), not a new time line.
+MIN_JUMP_NS = 1_000_000
 
 
 class BindingNotices:
@@ -27,6 +36,37 @@ class BindingNotices:
         self.instruction_subs: list = []  # set at configure
         self.rule = ''  # the rule of the newest image, for diagnostics
         self._reason = ''
+        self._jump_handle = node.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-MIN_JUMP_NS)),
+            post_callback=self._on_clock_jump,
+        )
+
+    def _on_clock_jump(self, jump) -> None:
+        """The node clock stepped back (``/clock`` of a looped replay) or changed source (runs
+        in the /clock callback, after the new time is set)."""
+        try:
+            now_ns = self._node.get_clock().now().nanoseconds
+            self._instructions.clock_jumped(now_ns)
+            self._stats.count('clock_jumps')
+            if jump.clock_change == ClockChange.ROS_TIME_NO_CHANGE:
+                what = f'jumped back {-jump.delta.nanoseconds / 1e9:.3f} s to {now_ns / 1e9:.3f} s'
+            else:
+                what = f'changed source ({jump.clock_change.name}), now {now_ns / 1e9:.3f} s'
+            current = self._instructions.current()
+            keep = (
+                f'instruction {current.id} ({short_text(current.text)}) stays current until '
+                'the next one'
+                if current is not None
+                else 'no instruction is current'
+            )
+            if self._throttle.ready('clock_jump')[0]:
+                self._node.get_logger().info(
+                    f'node clock {what}: instructions before it no longer bind by header '
+                    f'stamp; {keep}'
+                )
+        except Exception as exc:  # noqa: BLE001 - a raising jump callback stops later ones
+            if self._throttle.ready('clock_jump_error')[0]:
+                self._node.get_logger().error(f'clock jump handling failed: {exc!r}')
 
     def topics(self) -> str:
         """The fully qualified instruction topics subscribed, e.g. '/robot1/instruction and

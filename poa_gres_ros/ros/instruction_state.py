@@ -14,20 +14,30 @@ and the node clock share a time base:
   message handled after the instruction, cannot move an instruction before frames it came
   after).
 * **receipt order** otherwise (no stamp, a camera clock of its own, recorded stamps replayed
-  without ``--clock``, or image stamps that jumped backwards while the node clock did not: a
-  looped recording played with ``--clock``): the newest instruction received before the image.
+  without ``--clock``): the newest instruction received before the image. Also once the image
+  stamps jumped backwards while the node clock did not (a looped recording played with
+  ``--clock``: the second pass repeats the first pass's stamps, so they no longer read on the
+  node clock): from that image on, until a stamp is within ``stamp_tolerance_s`` of the node
+  clock again or the node clock itself jumps back.
 
 Either way the binding is made once, in the image callback: the frame carries its instruction
 through the single-slot buffer, so an instruction arriving while the frame waits or is
 processed never changes the frame's result, and every published result names the instruction
 (text, id, receive stamp) it was computed with.
 
+Node clock jumping backwards (``ros2 bag play --loop --clock``; the node reports it with
+:meth:`InstructionState.clock_jumped` from an rclpy time-jump callback, and a step back of more
+than ``CLOCK_JUMP_S`` seen between calls counts too): instruction times before the jump do not
+read on the new time line, so the history is restarted. The instruction current at the jump
+stays current for every image after it, whatever its stamp, with its age counted from the
+jump, until the next instruction (one re-published at the loop start binds the frames after
+it). A frame captured before the jump but received after it (its stamp more than
+``stamp_tolerance_s`` ahead of the node clock, under ``use_sim_time``) is bound by the
+history before the jump.
+
 Expiry: with ``timeout_s > 0`` an instruction older than ``timeout_s`` binds no image (age:
 image stamp - instruction time under the header-stamp rule, node clock at image receipt -
-instruction receipt otherwise). When the node clock jumps backwards by more than
-``CLOCK_JUMP_S`` (a looped bag under ``use_sim_time``), the current instruction stays current,
-applying to every image after the jump whatever its stamp, with its age counted from the
-jump; older ones are forgotten.
+instruction receipt otherwise).
 
 Pure Python and thread-safe (one lock); no ROS imports.
 """
@@ -39,7 +49,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 NS_PER_S = 1_000_000_000
-CLOCK_JUMP_S = 1.0  # a smaller backwards step is two threads reading the clock out of order
+CLOCK_JUMP_S = 1.0  # seen between calls; a smaller step back is two threads' clock reads
 HISTORY = 32  # instructions (and clears) kept for the header-stamp rule
 RULE_STAMP = 'header stamp'
 RULE_RECEIPT = 'receipt order'
@@ -73,7 +83,8 @@ class Binding:
         instruction: the instruction it is processed with; None: none (skip the image).
         rule: RULE_STAMP or RULE_RECEIPT.
         reason: why that rule, a fixed phrase ('use_sim_time', 'stamp within tolerance',
-            'stamp unset', 'stamp outside tolerance', 'stamps jumped back').
+            'stamp unset', 'stamp outside tolerance', 'stamps jumped back',
+            'captured before the clock jumped back').
         offset_s: node clock at receipt - image stamp, seconds (0.0 for an unset stamp).
     """
 
@@ -90,6 +101,8 @@ class Binding:
             f'more than stamp_tolerance_s={tolerance_s:g}',
             'stamp unset': 'image header stamps are zero',
             'stamps jumped back': 'image stamps jumped backwards while the node clock did not',
+            'captured before the clock jumped back': 'an image captured before the node clock '
+            'jumped back, with the instructions before the jump',
         }.get(self.reason, self.reason)
         return f'{self.rule} ({detail})'
 
@@ -108,8 +121,8 @@ class InstructionState:
         timeout_s: instructions older than this (seconds) bind no image; 0 = never expire.
             Settable at run time with :meth:`set_timeout`.
         stamp_tolerance_s: live (not ``use_sim_time``), the header-stamp rule applies when
-            |node clock - image stamp| <= this (seconds); under ``use_sim_time`` image stamps
-            that fall more than this behind the newest one count as a backwards jump.
+            |node clock - image stamp| <= this (seconds); image stamps that fall more than
+            this behind the newest one while the node clock goes on count as a backwards jump.
     """
 
     timeout_s: float = 0.0
@@ -119,11 +132,14 @@ class InstructionState:
     _age_ref_ns: int = field(default=0, repr=False)
     _next_id: int = field(default=1, repr=False)
     _encodings: dict[int, _Encoding] = field(default_factory=dict, repr=False)
-    # (instruction time ns, age reference ns, instruction or None for a clear), oldest first
+    # (instruction time ns, age reference ns, instruction or None for a clear), oldest first,
+    # since the last backwards jump of the node clock; _before_jump: the same, before it
     _history: deque = field(default_factory=lambda: deque(maxlen=HISTORY), repr=False)
+    _before_jump: tuple = field(default=(), repr=False)
     _last_now_ns: int | None = field(default=None, repr=False)
     _last_stamp_ns: int = field(default=-1, repr=False)  # newest image bound by stamp
     _max_stamp_ns: int = field(default=-1, repr=False)  # newest image stamp since a jump
+    _stamps_apart: bool = field(default=False, repr=False)  # stamps jumped back, clock did not
 
     def __post_init__(self):
         self.set_timeout(self.timeout_s)
@@ -136,16 +152,29 @@ class InstructionState:
         with self._lock:
             self.stamp_tolerance_s = float(tolerance_s)
 
+    def clock_jumped(self, now_ns: int) -> None:
+        """The node clock jumped backwards to ``now_ns`` (ns), or switched time source
+        (``use_sim_time`` turned on or off): restart the history on the new time line (module
+        docstring). Called from the node's rclpy time-jump callback."""
+        with self._lock:
+            self._rebase(now_ns)
+
     def _observe_clock(self, now_ns: int) -> None:
-        """Re-time the state after a backwards jump of the node clock (caller holds the lock)."""
-        last, self._last_now_ns = self._last_now_ns, int(now_ns)
-        if last is None or now_ns >= last - CLOCK_JUMP_S * NS_PER_S:
-            return
+        """A backwards step of the node clock seen between calls (lock held): a clock whose
+        jumps are not reported, e.g. system time stepped back."""
+        last = self._last_now_ns
+        if last is not None and now_ns < last - CLOCK_JUMP_S * NS_PER_S:
+            self._rebase(now_ns)
+        self._last_now_ns = int(now_ns)
+
+    def _rebase(self, now_ns: int) -> None:
+        self._before_jump = tuple(self._history)
         self._history.clear()
         if self._current is not None:  # current for every image after the jump
             self._history.append((0, int(now_ns), self._current))
-        self._age_ref_ns = int(now_ns)
+        self._age_ref_ns = self._last_now_ns = int(now_ns)
         self._last_stamp_ns = self._max_stamp_ns = -1
+        self._stamps_apart = False
 
     def set_timeout(self, timeout_s: float) -> None:
         """Set the expiry in seconds (>= 0; 0 = never). Raises ValueError if negative."""
@@ -185,10 +214,14 @@ class InstructionState:
             return instr
 
     def clear(self) -> None:
-        """Forget the current instruction (ids keep counting from where they were)."""
+        """Forget the current instruction and the image stamps seen (ids keep counting from
+        where they were)."""
         with self._lock:
             self._current = None
             self._history.clear()
+            self._before_jump = ()
+            self._last_stamp_ns = self._max_stamp_ns = -1
+            self._stamps_apart = False
 
     def bind_image(self, now_ns: int, stamp_ns: int, sim_time: bool) -> Binding:
         """Bind an image received at node-clock time ``now_ns`` with header stamp ``stamp_ns``
@@ -199,25 +232,36 @@ class InstructionState:
             tol_ns = self.stamp_tolerance_s * NS_PER_S
             offset_s = (now_ns - stamp_ns) / NS_PER_S if stamp_ns else 0.0
             if not stamp_ns:
-                reason = 'stamp unset'
-            elif stamp_ns < self._max_stamp_ns - tol_ns:
+                return Binding(self._at_receipt(now_ns), RULE_RECEIPT, 'stamp unset', offset_s)
+            if sim_time and self._before_jump and stamp_ns > now_ns + tol_ns:
+                instr = self._at_stamp(self._before_jump, stamp_ns)
+                return Binding(instr, RULE_STAMP, 'captured before the clock jumped back',
+                               offset_s)  # fmt: skip
+            self._before_jump = ()  # images come in order: none from before the jump follows
+            near = abs(now_ns - stamp_ns) <= tol_ns
+            if stamp_ns < self._max_stamp_ns - tol_ns:  # a new run of stamps begins
+                self._stamps_apart, self._max_stamp_ns = not near, stamp_ns
+            elif self._stamps_apart and near:  # the stamps read on the node clock again
+                self._stamps_apart = False
+            self._max_stamp_ns = max(self._max_stamp_ns, stamp_ns)
+            if self._stamps_apart:
                 reason = 'stamps jumped back'
             elif sim_time:
                 reason = 'use_sim_time'
-            elif abs(now_ns - stamp_ns) <= tol_ns:
+            elif near:
                 reason = 'stamp within tolerance'
             else:
                 reason = 'stamp outside tolerance'
-            if stamp_ns:
-                self._max_stamp_ns = max(self._max_stamp_ns, stamp_ns)
             if reason in ('use_sim_time', 'stamp within tolerance'):
                 self._last_stamp_ns = max(self._last_stamp_ns, stamp_ns)
-                return Binding(self._at_stamp(stamp_ns), RULE_STAMP, reason, offset_s)
+                return Binding(self._at_stamp(self._history, stamp_ns), RULE_STAMP, reason,
+                               offset_s)  # fmt: skip
             return Binding(self._at_receipt(now_ns), RULE_RECEIPT, reason, offset_s)
 
-    def _at_stamp(self, stamp_ns: int) -> Instruction | None:
-        """Newest instruction whose time is <= ``stamp_ns``, unless expired (lock held)."""
-        for at, age_ref, instr in reversed(self._history):
+    def _at_stamp(self, history, stamp_ns: int) -> Instruction | None:
+        """Newest instruction of ``history`` whose time is <= ``stamp_ns``, unless expired
+        (lock held)."""
+        for at, age_ref, instr in reversed(history):
             if at <= stamp_ns:
                 if instr is None or (
                     self.timeout_s > 0 and stamp_ns - age_ref > self.timeout_s * NS_PER_S

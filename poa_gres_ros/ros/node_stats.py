@@ -55,6 +55,7 @@ COUNTERS = (
     'debug_published',  # debug overlays computed and published (only while subscribed)
     'bound_by_stamp',  # images bound to the instruction current at their header stamp
     'bound_by_receipt',  # images bound to the newest instruction received before them
+    'clock_jumps',  # node clock steps back or source changes (instruction history restarted)
 )
 
 
