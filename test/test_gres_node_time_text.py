@@ -1,5 +1,6 @@
 """Time and text through the real node: use_sim_time (/clock) everywhere, instruction expiry,
-a clock jumping back (looped bag), over-long and invalid-UTF-8 instructions."""
+a clock jumping back (looped bag), over-long and invalid-UTF-8 instructions; live, an
+instruction's time is when the node's middleware received it."""
 
 from __future__ import annotations
 
@@ -129,3 +130,89 @@ def test_sim_time_expiry_clock_jumps_and_text(ros_node, spawn, tiny_model):  # n
             ros_node.destroy_publisher(raw_instr)
         ros_node.destroy_publisher(clock_pub)
         probe.close()
+
+
+def test_live_instruction_time_is_when_the_middleware_received_it(ros_node, tiny_model):  # noqa: F811
+    """Live (system time, header-stamp rule): the node's executor is held for 3 s after an
+    instruction reached its middleware, as a loaded machine holds it. A frame captured 1.5 s
+    after that reception (and bound after the callback finally ran) is answered with the new
+    instruction; a frame captured before it was sent keeps the previous one.
+
+    The node is the real GresNode with the real model and Fast DDS, run in the test process
+    so that the test can hold its executor: a separate process cannot be held without
+    stopping its middleware threads too."""
+    import time
+
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    from poa_gres_ros.msg import GresInstances
+    from poa_gres_ros.ros.gres_node import GresNode
+    from poa_gres_ros.ros.qos import INSTRUCTION_QOS, RESULT_QOS
+
+    ns = '/rx_time'
+    params = dict(model_dir=str(tiny_model), backend='torch', relevance_threshold=0.0,
+                  no_target_threshold=1.0, stamp_tolerance_s=10.0)  # fmt: skip
+    overrides = [Parameter(k, value=v) for k, v in params.items()]
+    node = GresNode('gres_rx_time', namespace=ns, parameter_overrides=overrides)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    results = []
+    instr_pub = ros_node.create_publisher(String, f'{ns}/instruction', INSTRUCTION_QOS)
+    image_pub = ros_node.create_publisher(
+        Image, f'{ns}/image', QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    )
+    sub = ros_node.create_subscription(
+        GresInstances, f'{ns}/gres/instances', results.append, RESULT_QOS
+    )
+
+    def run_until(predicate, timeout_s=120.0):
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end and not predicate():
+            executor.spin_once(timeout_sec=0.02)
+            rclpy_spin_once(ros_node)
+        return predicate()
+
+    def answer(stamp_ns):
+        image_pub.publish(image_msg(PIC, stamp_ns))
+        assert run_until(lambda: any(_stamp(r) == stamp_ns for r in results), 60)
+        return next(r for r in results if _stamp(r) == stamp_ns)
+
+    try:
+        assert run_until(lambda: image_pub.get_subscription_count() >= 1
+                         and instr_pub.get_subscription_count() >= 1)  # fmt: skip
+        instr_pub.publish(String(data='the red mug'))
+        assert run_until(lambda: node.instructions.current() is not None, 30)
+        mug = node.instructions.current()
+        sent_ns = time.time_ns()
+        instr_pub.publish(String(data='the blue cup'))
+        time.sleep(3.0)  # the executor is held: the callback runs about 3 s late
+        assert run_until(lambda: node.instructions.current().text == 'the blue cup', 30)
+        before = answer((mug.stamp_ns + sent_ns) // 2)  # captured before it was sent
+        assert (before.instruction, before.instruction_id) == ('the red mug', mug.id)
+        after = answer(sent_ns + 1_500_000_000)  # captured after it reached the middleware
+        assert (after.instruction, after.instruction_id) == ('the blue cup', mug.id + 1)
+        assert _stamp(after, 'instruction_stamp') <= sent_ns + 1_500_000_000
+        assert node.stats.snapshot()['bound_by_stamp'] == 2
+    finally:
+        ros_node.destroy_subscription(sub)
+        ros_node.destroy_publisher(instr_pub)
+        ros_node.destroy_publisher(image_pub)
+        node.release()
+        executor.remove_node(node)
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+
+
+def rclpy_spin_once(node) -> None:
+    import rclpy
+
+    rclpy.spin_once(node, timeout_sec=0.0)
+
+
+def _stamp(msg, field='header') -> int:
+    t = msg.header.stamp if field == 'header' else getattr(msg, field)
+    return t.sec * NS_PER_S + t.nanosec

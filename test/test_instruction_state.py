@@ -256,3 +256,20 @@ def test_clear_and_expiry_by_stamp():
     duck = st.receive('the duck', _ms(4.0))
     assert st.bind_image(_ms(6.1), _ms(6.0), sim_time=True).instruction is duck
     assert st.bind_image(_ms(6.2), _ms(6.1), sim_time=True).instruction is None  # expired
+
+
+def test_instruction_time_is_when_the_middleware_received_it():
+    """Live: the callback ran 3 s after the middleware received the instruction (a loaded
+    executor). Frames captured after the reception are bound to it; frames already bound
+    keep theirs; a 3 s late callback is not a clock jump."""
+    st = InstructionState(stamp_tolerance_s=5.0)
+    a = st.receive('the red mug', 100 * S)
+    assert st.bind_image(_ms(101.1), _ms(101.0), sim_time=False).instruction is a  # bound early
+    b = st.receive('the duck', _ms(103.5), received_ns=_ms(100.5))
+    assert b.stamp_ns == _ms(100.5)
+    assert st.bind_image(_ms(103.6), _ms(100.9), sim_time=False).instruction is a  # before 101.0
+    assert st.bind_image(_ms(103.6), _ms(101.2), sim_time=False).instruction is b
+    assert st.bind_image(_ms(103.7), _ms(102.0), sim_time=False).rule == 'header stamp'
+    # unknown (0) or later than the callback (another clock): the callback time
+    assert st.receive('the cup', _ms(104.0), received_ns=0).stamp_ns == _ms(104.0)
+    assert st.receive('the box', _ms(105.0), received_ns=_ms(105.1)).stamp_ns == _ms(105.0)

@@ -285,10 +285,11 @@ class GresNode(LifecycleNode):
         self.stats.reset()
 
     # ---------------------------------------------------------------- callbacks
-    def _on_instruction(self, msg: String, topic: str) -> None:
-        try:
-            source = self.resolve_topic_name(topic)
-            instr = self.instructions.receive(msg.data, self.get_clock().now().nanoseconds, source)
+    def _on_instruction(self, msg: String, info, topic: str) -> None:
+        try:  # live, its time is when the middleware received it (the callback may run later)
+            source, clock = self.resolve_topic_name(topic), self.get_clock()
+            received = None if clock.ros_time_is_active else info.get('received_timestamp')
+            instr = self.instructions.receive(msg.data, clock.now().nanoseconds, source, received)
             if instr is None:
                 self.get_logger().info(f'instruction cleared by an empty message on {source}')
                 return

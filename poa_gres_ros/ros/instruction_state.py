@@ -9,10 +9,11 @@ and the node clock share a time base:
   receipt. The image gets the newest instruction *received at or before its header stamp*, so
   a frame captured before an instruction change but delivered after it (a 0.9 MB frame behind
   a small instruction message on a loaded machine) keeps the instruction it was captured
-  under. An instruction's time is its node-clock receive time, but never earlier than the
-  stamp of an image already received (a node clock that lags the camera, e.g. a /clock
-  message handled after the instruction, cannot move an instruction before frames it came
-  after).
+  under. An instruction's time is its node-clock receive time (live: when the middleware
+  received it, which can be seconds before the callback runs on a loaded machine), but never
+  earlier than the stamp of an image already received (a node clock that lags the camera,
+  e.g. a /clock message handled after the instruction, cannot move an instruction before
+  frames it came after).
 * **receipt order** otherwise (no stamp, a camera clock of its own, recorded stamps replayed
   without ``--clock``): the newest instruction received before the image. Also once the image
   stamps jumped backwards while the node clock did not (a looped recording played with
@@ -62,7 +63,8 @@ class Instruction:
     Attributes:
         id: 1, 2, ... in receive order (0 never occurs).
         text: the text as received (str; a non-ASCII instruction is kept as is).
-        stamp_ns: node-clock receive time in nanoseconds (ROS time under use_sim_time).
+        stamp_ns: node-clock receive time in nanoseconds (ROS time under use_sim_time; live,
+            when the middleware received it).
         source: the topic it came from (e.g. '/instruction' or '/instruction/spoken').
         invalid_utf8: True if the sender's bytes were not valid UTF-8 (rclpy replaced the bad
             bytes with U+FFFD); the text is still used.
@@ -183,8 +185,14 @@ class InstructionState:
         with self._lock:
             self.timeout_s = float(timeout_s)
 
-    def receive(self, text: str, stamp_ns: int, source: str = '') -> Instruction | None:
-        """Record an instruction received at node-clock time ``stamp_ns`` (ns).
+    def receive(
+        self, text: str, stamp_ns: int, source: str = '', received_ns: int | None = None
+    ) -> Instruction | None:
+        """Record an instruction whose callback runs at node-clock time ``stamp_ns`` (ns).
+
+        ``received_ns``: when the middleware received it (ns, on the node clock's time base:
+        live, where the node clock is system time; None or 0 = unknown); used as the
+        instruction's time when it is not later than ``stamp_ns``.
 
         An empty or whitespace-only ``text`` clears the state (no output until the next
         instruction) and returns None; otherwise returns the new :class:`Instruction`, whose id
@@ -194,6 +202,8 @@ class InstructionState:
             raise TypeError(f'instruction text must be str, got {type(text).__name__}')
         with self._lock:
             self._observe_clock(stamp_ns)
+            if received_ns and 0 < received_ns <= stamp_ns:
+                stamp_ns = int(received_ns)
             at = max(int(stamp_ns), self._last_stamp_ns + 1)  # never before a received image
             if not text.strip():
                 self._current = None
