@@ -132,7 +132,11 @@ def test_make_bag_depth_is_the_renderers_and_3d_truth_is_its_visible_surface(bag
             assert np.linalg.norm(pts.mean(0) - c) < 0.001  # 1 mm depth quantisation
             assert np.allclose([g.box_size.x, g.box_size.y], np.ptp(pts[:, :2], 0), atol=2e-3)
             p = np.array([pose.position.x, pose.position.y, pose.position.z])
-            assert 0.005 < np.linalg.norm(p - c) < 0.1 and p[2] > c[2]  # centre behind surface
+            assert 0.005 < np.linalg.norm(p - c) < 0.1
+            # the centre lies deeper than the nearest visible surface point: a convex
+            # object's point nearest the camera is on its visible side (a steep camera
+            # sees the top, whose mean depth can exceed the centre's z)
+            assert np.linalg.norm(p) > np.linalg.norm(pts, axis=1).min()
             checked += 1
     assert checked >= 20
 
