@@ -90,13 +90,13 @@ def test_mismatched_keys_are_named(saved, tmp_path):
     _, folder = saved
     broken = _copy(folder, tmp_path / 'keys')
     weights = load_file(broken / WEIGHTS_NAME)
-    del weights['decoder.heads.relevance.weight']
+    del weights['decoder.heads.relevance.phrase_proj.weight']
     weights['decoder.extra_head.weight'] = torch.zeros(3)
     save_file(weights, str(broken / WEIGHTS_NAME))
     with pytest.raises(RuntimeError) as err:
         load_model(broken)
     msg = str(err.value)
-    assert 'missing keys (1): decoder.heads.relevance.weight' in msg
+    assert 'missing keys (1): decoder.heads.relevance.phrase_proj.weight' in msg
     assert 'unexpected keys (1): decoder.extra_head.weight' in msg
 
 
@@ -116,3 +116,27 @@ def test_config_that_does_not_match_weights(saved, tmp_path):
     (broken / CONFIG_NAME).write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match='num_querys'):
         load_model(broken)
+
+
+def test_config_of_the_first_format_keeps_its_architecture():
+    """A format-1 config.json (written before the text-stream and relevance options existed)
+    is read as the architecture it was written for; today's format takes today's defaults."""
+    from poa_gres_ros.core.model_config import CONFIG_FORMAT, POAConfig, get_preset
+
+    d = get_preset('tiny').to_dict()
+    assert d['format'] == CONFIG_FORMAT != 'poa_gres_ros.model_config/1'
+    for section, keys in {
+        'decoder': ('text_norm', 'text_update_gate'),
+        'heads': ('relevance', 'no_target_stats'),
+    }.items():
+        for k in keys:
+            del d[section][k]
+    today = POAConfig.from_dict(d)
+    assert (today.decoder.text_norm, today.heads.relevance) == (True, 'agreement')
+    v1 = POAConfig.from_dict({**d, 'format': 'poa_gres_ros.model_config/1'})
+    assert (v1.decoder.text_norm, v1.decoder.text_update_gate) == (False, False)
+    assert (v1.heads.relevance, v1.heads.no_target_stats) == ('linear', False)
+    model = build_model(v1)
+    assert not hasattr(model.decoder.heads.relevance, 'mlp')
+    with pytest.raises(ValueError, match='format'):
+        POAConfig.from_dict({**d, 'format': 'poa_gres_ros.model_config/99'})

@@ -23,7 +23,15 @@ from typing import Any
 
 from poa_gres_ros.core.json_files import read_json
 
-CONFIG_FORMAT = 'poa_gres_ros.model_config/1'
+CONFIG_FORMAT = 'poa_gres_ros.model_config/2'
+LEGACY_FORMATS = {
+    'poa_gres_ros.model_config/1': {
+        'decoder': {'text_norm': False, 'text_update_gate': False},
+        'heads': {'relevance': 'linear', 'no_target_stats': False},
+    },
+}
+"""Older ``config.json`` formats: the values of fields added since, which give the
+architecture those files were written for (missing fields otherwise take today's defaults)."""
 LAYER_STEPS = ('masked_cross_attn', 'text_cross_attn', 'text_update', 'self_attn', 'ffn')
 BACKBONES = ('efficientnet_lite0', 'swin', 'tiny_cnn')
 
@@ -148,6 +156,13 @@ class DecoderConfig:
             out for ablations; the three standard steps are required.
         text_ffn_dim: hidden width of the small FFN after the text update (0 = no FFN).
         text_proj_bias: bias in the D_text -> C projection (ReLA's lang_proj has none).
+        text_norm: LayerNorm on the projected text tokens, so they have the scale of the
+            normalised queries (without it the projected MiniLM tokens are about 4x smaller
+            than the queries and the post-norm text update turns every token of a sentence
+            into nearly the same vector; docs/method.md#text-stream).
+        text_update_gate: the text update is the gated pre-norm residual
+            ``T + tanh(g) Attn(LN(T), Q)`` with g = 0 at initialisation (True), instead of
+            the post-norm ``LN(T + Attn(T, Q))`` (False).
         masked_attention: Mask2Former masked cross-attention from the previous prediction.
     """
 
@@ -160,6 +175,8 @@ class DecoderConfig:
     layer_order: tuple[str, ...] = LAYER_STEPS
     text_ffn_dim: int = 512
     text_proj_bias: bool = False
+    text_norm: bool = True
+    text_update_gate: bool = True
     masked_attention: bool = True
 
 
@@ -182,7 +199,10 @@ class HeadConfig:
             ``ia_bias_init``.
         q_global: 'sum' = sum_i p_i Q_i as written, 'mean' = divided by sum_i p_i + 1e-6
             (docs/method.md#no-target).
+        relevance: the relevance head (docs/method.md#relevance): 'linear' (a readout of
+            LN(Q_i)) or 'agreement' (an MLP on Q_i, its phrase P_i and their product).
         no_target_hidden: hidden width of the no-target MLP [Q_global; T_sen] -> hidden -> 2.
+        no_target_stats: also feed max_i p_i and sum_i p_i to the no-target MLP.
         blank_mask_on_no_target: not read any more: post-processing always answers no-target
             with no instance and an empty mask (docs/postprocessing.md); kept so that saved
             configs load.
@@ -190,7 +210,7 @@ class HeadConfig:
 
     mask_mlp_layers: int = 3
     poa_exclude_special_tokens: bool = False
-    poa_stop_grad_text: bool = False
+    poa_stop_grad_text: bool = True
     aggregation: str = 'soft'
     hard_threshold: float = 0.5
     prelu: str = 'shared'
@@ -198,7 +218,9 @@ class HeadConfig:
     ia_bias: bool = False
     ia_bias_init: float = -2.0
     q_global: str = 'sum'
+    relevance: str = 'agreement'
     no_target_hidden: int = 256
+    no_target_stats: bool = True
     blank_mask_on_no_target: bool = True
 
 
@@ -295,6 +317,7 @@ class POAConfig:
             'aggregation': ('soft', 'hard'),
             'prelu': ('shared', 'per_query', 'none'),
             'q_global': ('sum', 'mean'),
+            'relevance': ('linear', 'agreement'),
         }
         for key, allowed in choices.items():
             if getattr(hd, key) not in allowed:
@@ -330,8 +353,14 @@ class POAConfig:
             raise TypeError(f'model config must be a JSON object, got {type(data).__name__}')
         data = dict(data)
         fmt = data.pop('format', CONFIG_FORMAT)
-        if fmt != CONFIG_FORMAT:
-            raise ValueError(f'model config format {fmt!r} is not {CONFIG_FORMAT!r}')
+        if fmt != CONFIG_FORMAT and fmt not in LEGACY_FORMATS:
+            known = [CONFIG_FORMAT, *LEGACY_FORMATS]
+            raise ValueError(f'model config format {fmt!r} is not one of {known}')
+        for section, legacy in LEGACY_FORMATS.get(fmt, {}).items():
+            values = dict(data.get(section) or {})
+            for key, value in legacy.items():
+                values.setdefault(key, value)
+            data[section] = values
         unknown = sorted(set(data) - set(_SECTIONS) - {'name'})
         if unknown:
             raise ValueError(f'unknown model config keys: {unknown}')

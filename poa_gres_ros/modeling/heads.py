@@ -101,28 +101,69 @@ class InstanceAggregation(nn.Module):
 
 
 class NoTargetHead(nn.Module):
-    """No-target predictor (docs/method.md#no-target): ``MLP([Q_global ; T_sen]) -> 2`` logits.
+    """No-target predictor (docs/method.md#no-target): ``MLP([Q_global ; T_sen (; stats)]) -> 2``.
 
     ``Q_global = sum_i p_i Q_i`` ('sum') or divided by ``sum_i p_i + 1e-6`` ('mean');
-    ``T_sen`` = mean of the final text features over real tokens (attention_mask).
+    ``T_sen`` = mean of the final text features over real tokens (attention_mask). With
+    ``relevance_stats`` the MLP also sees the largest relevance ``max_i p_i`` and the expected
+    instance count ``sum_i p_i``: when relevance follows the instruction these say directly
+    whether any query claims the expression.
     """
 
-    def __init__(self, dim: int, hidden: int, q_global: str):
+    def __init__(self, dim: int, hidden: int, q_global: str, relevance_stats: bool = False):
         super().__init__()
         self.q_global = q_global
-        self.mlp = MLP(2 * dim, hidden, 2, 2)
+        self.relevance_stats = relevance_stats
+        self.mlp = MLP(2 * dim + (2 if relevance_stats else 0), hidden, 2, 2)
 
     def forward(
         self, queries: Tensor, relevance: Tensor, text: Tensor, attention_mask: Tensor
     ) -> Tensor:
-        """queries (B, N, C); relevance (B, N); text (B, L, C); attention_mask (B, L);
-        returns (B, 2) logits, column 1 = no-target."""
+        """queries (B, N, C); relevance (B, N) in [0, 1]; text (B, L, C); attention_mask
+        (B, L); returns (B, 2) logits, column 1 = no-target."""
         q_global = torch.einsum('bn,bnc->bc', relevance, queries)
         if self.q_global == 'mean':
             q_global = q_global / (relevance.sum(1, keepdim=True) + 1e-6)
         m = attention_mask.to(text.dtype)[:, :, None]
         t_sen = (text * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return self.mlp(torch.cat([q_global, t_sen], -1))
+        parts = [q_global, t_sen]
+        if self.relevance_stats:
+            parts += [relevance.amax(1, keepdim=True), relevance.sum(1, keepdim=True)]
+        return self.mlp(torch.cat(parts, -1))
+
+
+class RelevanceHead(nn.Module):
+    """Relevance score logits of every query (docs/method.md#relevance).
+
+    'linear': ``w^T LN(Q_i) + b`` (a readout of the text-conditioned query alone).
+    'agreement': the query against the phrase it claims, ``P_i = R_i T``:
+    ``MLP([Q_i ; P_i ; Q_i * W P_i])`` (2 layers), so a query is relevant when what it is
+    agrees with what its phrase says, not because of its slot index.
+
+    Args:
+        mode: 'linear' or 'agreement'. dim: C.
+    """
+
+    def __init__(self, mode: str, dim: int):
+        super().__init__()
+        self.mode = mode
+        if mode == 'linear':
+            self.linear = nn.Linear(dim, 1)
+        else:
+            self.phrase_proj = nn.Linear(dim, dim)
+            self.mlp = MLP(3 * dim, dim, 1, 2)
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The last linear layer (its bias sets the prior of every relevance logit)."""
+        return self.linear if self.mode == 'linear' else self.mlp.layers[-1]
+
+    def forward(self, queries: Tensor, phrase: Tensor) -> Tensor:
+        """queries (B, N, C) normed Q; phrase (B, N, C) P; returns (B, N) logits."""
+        if self.mode == 'linear':
+            return self.linear(queries).squeeze(-1)
+        agree = queries * self.phrase_proj(phrase)
+        return self.mlp(torch.cat([queries, phrase, agree], -1)).squeeze(-1)
 
 
 class PredictionHeads(nn.Module):
@@ -137,7 +178,7 @@ class PredictionHeads(nn.Module):
         self.cfg = cfg
         self.norm = nn.LayerNorm(dim)
         self.mask_embed = MLP(dim, dim, mask_dim, cfg.mask_mlp_layers)
-        self.relevance = nn.Linear(dim, 1)
+        self.relevance = RelevanceHead(cfg.relevance, dim)
         self.aggregation = InstanceAggregation(cfg, num_queries)
 
     def mask_logits(self, queries: Tensor, mask_features: Tensor) -> Tensor:
@@ -156,8 +197,8 @@ class PredictionHeads(nn.Module):
         """
         q = self.norm(queries)
         mask_logits = torch.einsum('bnd,bdhw->bnhw', self.mask_embed(q), mask_features)
-        relevance_logits = self.relevance(q).squeeze(-1)
         attn, phrase = phrase_alignment(q, text, token_mask, self.cfg.poa_stop_grad_text)
+        relevance_logits = self.relevance(q, phrase)
         merged = self.aggregation(mask_logits, relevance_logits.sigmoid())
         return {
             'queries': q,

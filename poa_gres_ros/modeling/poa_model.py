@@ -74,8 +74,9 @@ class POAModel(nn.Module):
         self.decoder = POATransformerDecoder(
             config.decoder, config.heads, pd.conv_dim, pd.mask_dim, self.text_hidden_size
         )
+        hc = config.heads
         self.no_target_head = NoTargetHead(
-            config.decoder.hidden_dim, config.heads.no_target_hidden, config.heads.q_global
+            config.decoder.hidden_dim, hc.no_target_hidden, hc.q_global, hc.no_target_stats
         )
         prefixes = []
         if config.backbone.frozen:

@@ -10,6 +10,7 @@ of the steps is ``DecoderConfig.layer_order`` (a default of ours).
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -39,6 +40,9 @@ class POADecoderLayer(nn.Module):
             self.text_update_attn = Attention(dim, heads, dropout=cfg.dropout)
             self.text_update_norm = nn.LayerNorm(dim)
             self.text_ffn = FFN(dim, cfg.text_ffn_dim, cfg.dropout) if cfg.text_ffn_dim else None
+            # gated pre-norm update: T + tanh(g) * Attn(LN(T), Q), g = 0 at initialisation, so
+            # the text stream starts as the encoder's tokens and cannot collapse to one vector
+            self.text_gate = nn.Parameter(torch.zeros(1)) if cfg.text_update_gate else None
         self.self_attn = Attention(dim, heads, dropout=cfg.dropout)
         self.self_norm = nn.LayerNorm(dim)
         self.ffn = FFN(dim, cfg.dim_feedforward, cfg.dropout)
@@ -64,16 +68,30 @@ class POADecoderLayer(nn.Module):
                 att = self.text_cross_attn(q + q_pos, text, text, text_keep)
                 q = self.text_cross_norm(q + self.drop(att))
             elif step == 'text_update':
-                att = self.text_update_attn(text, q + q_pos, q)
-                text = self.text_update_norm(text + self.drop(att))
-                if self.text_ffn is not None:
-                    text = self.text_ffn(text)
+                text = self._update_text(text, q, q_pos)
             elif step == 'self_attn':
                 qk = q + q_pos
                 q = self.self_norm(q + self.drop(self.self_attn(qk, qk, q)))
             else:  # 'ffn'
                 q = self.ffn(q)
         return q, text
+
+    def _update_text(self, text: Tensor, q: Tensor, q_pos: Tensor) -> Tensor:
+        """Text <- query cross-attention (docs/method.md#text-stream). Gated: the residual
+        ``T + tanh(g) Attn(LN(T), Q)`` (FFN likewise gated); ungated: the post-norm
+        ``LN(T + Attn(T, Q))`` followed by the post-norm FFN."""
+        if self.text_gate is None:
+            att = self.text_update_attn(text, q + q_pos, q)
+            text = self.text_update_norm(text + self.drop(att))
+            return self.text_ffn(text) if self.text_ffn is not None else text
+        gate = torch.tanh(self.text_gate)
+        att = self.text_update_attn(self.text_update_norm(text), q + q_pos, q)
+        text = text + gate * self.drop(att)
+        if self.text_ffn is not None:
+            ffn = self.text_ffn
+            hidden = ffn.linear2(ffn.dropout(F.relu(ffn.linear1(ffn.norm(text)))))
+            text = text + gate * ffn.dropout(hidden)
+        return text
 
 
 class POATransformerDecoder(nn.Module):
@@ -93,6 +111,7 @@ class POATransformerDecoder(nn.Module):
         self.cfg, self.num_levels = cfg, 3
         self.exclude_special = head_cfg.poa_exclude_special_tokens
         self.text_proj = nn.Linear(text_dim, dim, bias=cfg.text_proj_bias)
+        self.text_norm = nn.LayerNorm(dim) if cfg.text_norm else nn.Identity()
         self.pe_layer = PositionEmbeddingSine(dim // 2)
         self.level_embed = nn.Embedding(self.num_levels, dim)
         self.input_proj = nn.ModuleList(
@@ -129,7 +148,7 @@ class POATransformerDecoder(nn.Module):
             x = self.input_proj[lvl](feat) + self.level_embed.weight[lvl][None, :, None, None]
             memories.append(x.flatten(2).transpose(1, 2))
             memory_keys.append(memories[-1] + self.pe_layer(feat).flatten(2).transpose(1, 2))
-        text = self.text_proj(text_features)
+        text = self.text_norm(self.text_proj(text_features))
         token_mask = poa_token_mask(attention_mask, self.exclude_special)
         text_keep = attention_mask.bool()[:, None, None, :]
         q = self.query_feat.weight[None].expand(b, -1, -1)

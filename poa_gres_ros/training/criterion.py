@@ -36,6 +36,7 @@ from poa_gres_ros.training.matcher import HungarianMatcher
 from poa_gres_ros.training.point_sampling import point_sample, uncertain_point_coords
 
 ABLATIONS = ('full', 'no_poa', 'merged_only', 'hard_selection')
+INSTANCE_TARGETS = ('referred', 'all_objects')
 
 
 @dataclass
@@ -60,6 +61,11 @@ class CriterionConfig:
         instance_supervision: False = merged-mask-only ablation (no matching, no L_inst).
         merged_all_layers: apply L_merged to aux layers too (False).
         nt_class_weights: optional (w_target, w_no_target) CE class weights; None = equal.
+        instance_targets: what queries are matched to (docs/method.md#matching):
+            'referred' = the referred instances only (the paper's reading); 'all_objects' =
+            every annotated object of the image, matched by mask cost alone (the score and
+            POA costs default to 0), relevance target 1 for referred and 0 for unreferred
+            objects, POA on the referred matches. Needs datasets built ``with_objects``.
     """
 
     weight_score: float = 2.0
@@ -84,8 +90,14 @@ class CriterionConfig:
     instance_supervision: bool = True
     merged_all_layers: bool = False
     nt_class_weights: tuple[float, float] | None = None
+    instance_targets: str = 'referred'
 
     def __post_init__(self):
+        if self.instance_targets not in INSTANCE_TARGETS:
+            raise ValueError(
+                f'criterion.instance_targets={self.instance_targets!r}; use one of '
+                f'{INSTANCE_TARGETS}'
+            )
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, float | int) and not isinstance(v, bool) and v < 0:
@@ -121,14 +133,18 @@ class CriterionConfig:
         return replace(self)
 
     def matcher(self) -> HungarianMatcher:
-        def pick(cost, weight):
-            return weight if cost is None else cost
+        all_objects = self.instance_targets == 'all_objects'
+
+        def pick(cost, weight, zero_for_all_objects=False):
+            if cost is not None:
+                return cost
+            return 0.0 if (all_objects and zero_for_all_objects) else weight
 
         return HungarianMatcher(
-            cost_score=pick(self.cost_score, self.weight_score),
+            cost_score=pick(self.cost_score, self.weight_score, True),
             cost_bce=pick(self.cost_bce, self.weight_bce),
             cost_dice=pick(self.cost_dice, self.weight_dice),
-            cost_phrase=pick(self.cost_phrase, self.weight_phrase),
+            cost_phrase=pick(self.cost_phrase, self.weight_phrase, True),
             num_points=self.num_points,
             score_cost=self.score_cost,
         )
@@ -175,18 +191,38 @@ class POACriterion(torch.nn.Module):
         return max(float(n), 1.0)
 
     def layer_instance_loss(
-        self, layer, gt_masks: list[Tensor], num_masks: float
+        self,
+        layer,
+        gt_masks: list[Tensor],
+        num_masks: float,
+        referred: list[Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """Matched/unmatched losses of one decoder layer: 'score', 'bce', 'dice', 'poa'
-        (unweighted scalars)."""
+        (unweighted scalars).
+
+        Args:
+            layer: a ``POALayerOutput``.
+            gt_masks: B tensors (K_b, H, W): the instances queries are matched to (the
+                referred ones, or every annotated object).
+            num_masks: the mask-loss normaliser (#GT instances of the batch).
+            referred: B bool tensors (K_b,), which of ``gt_masks`` the sentence refers to;
+                None = all of them. A query matched to an unreferred object gets relevance
+                target 0 at full weight (a hard negative); unmatched queries get target 0
+                at ``negative_weight``; the POA term covers referred matches only.
+        """
         cfg = self.cfg
         indices = self.matcher(layer, gt_masks)
         rel = layer.relevance_logits.float()
         b_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(indices)])
         q_idx = torch.cat([q for q, _ in indices])
+        if referred is None:
+            pos = torch.ones(q_idx.shape[0], dtype=torch.bool, device=rel.device)
+        else:
+            pos = torch.cat([referred[b].to(rel.device)[j] for b, (_, j) in enumerate(indices)])
+            pos = pos.bool()
         target = torch.zeros_like(rel)
         weight = torch.full_like(rel, cfg.negative_weight)
-        target[b_idx, q_idx] = 1.0
+        target[b_idx, q_idx] = pos.to(rel.dtype)
         weight[b_idx, q_idx] = 1.0
         bce = F.binary_cross_entropy_with_logits(rel, target, reduction='none')
         out = {'score': (bce * weight).sum() / weight.sum().clamp_min(1e-8)}
@@ -206,9 +242,10 @@ class POACriterion(torch.nn.Module):
             tgt_pts = point_sample(tgt, coords)[:, 0]
         out['bce'] = sigmoid_ce_loss(pred_pts, tgt_pts).sum() / num_masks
         out['dice'] = dice_loss(pred_pts, tgt_pts).sum() / num_masks
-        q = layer.queries[b_idx, q_idx].float()
-        ph = layer.phrase_embedding[b_idx, q_idx].float()
-        out['poa'] = poa_loss(q, ph).sum() / num_masks
+        q = layer.queries[b_idx[pos], q_idx[pos]].float()
+        ph = layer.phrase_embedding[b_idx[pos], q_idx[pos]].float()
+        n_pos = num_masks if referred is None else max(float(pos.sum()), 1.0)
+        out['poa'] = poa_loss(q, ph).sum() / n_pos
         return out
 
     def merged_loss(self, merged_logits: Tensor, gt_masks: list[Tensor]) -> dict[str, Tensor]:
@@ -222,7 +259,12 @@ class POACriterion(torch.nn.Module):
         }
 
     def forward(
-        self, outputs, gt_masks: list[Tensor], no_target: Tensor
+        self,
+        outputs,
+        gt_masks: list[Tensor],
+        no_target: Tensor,
+        object_masks: list[Tensor] | None = None,
+        object_referred: list[Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and its weighted parts.
 
@@ -232,6 +274,9 @@ class POACriterion(torch.nn.Module):
             gt_masks: B tensors (K_b, H, W) in [0, 1], the referred non-crowd instances
                 (K_b = 0 for no-target samples), any resolution.
             no_target: (B,) bool GT no-target flags.
+            object_masks, object_referred: every annotated object of each sample's image,
+                B tensors (K_b, H, W) and B bool tensors (K_b,); required when
+                ``instance_targets='all_objects'`` (ignored otherwise).
         Returns:
             ``(loss, parts)``: scalar loss with gradient; ``parts`` maps names such as
             'score', 'bce_3', 'poa', 'merged_bce', 'nt' to weighted detached scalars
@@ -250,12 +295,26 @@ class POACriterion(torch.nn.Module):
                     f'sample {b}: no_target={bool(no_target[b])} but {m.shape[0]} '
                     'GT instances (drop targeted samples without masks)'
                 )
+        targets, referred = gt_masks, None
+        if cfg.instance_supervision and cfg.instance_targets == 'all_objects':
+            if object_masks is None or object_referred is None:
+                raise ValueError(
+                    "instance_targets='all_objects' needs object_masks and object_referred "
+                    '(build the datasets with with_objects=True)'
+                )
+            for b, r in enumerate(object_referred):
+                if bool(r.any()) == bool(no_target[b]):
+                    raise ValueError(
+                        f'sample {b}: no_target={bool(no_target[b])} but '
+                        f'{int(r.sum())} referred objects'
+                    )
+            targets, referred = object_masks, object_referred
         layers = [outputs]
         if cfg.deep_supervision:
             layers = [outputs, *outputs.aux_outputs]
         parts: dict[str, Tensor] = {}
         if cfg.instance_supervision:
-            num_masks = self._num_masks(gt_masks, outputs.mask_logits.device)
+            num_masks = self._num_masks(targets, outputs.mask_logits.device)
             w = {
                 'score': cfg.weight_score,
                 'bce': cfg.weight_bce,
@@ -264,7 +323,8 @@ class POACriterion(torch.nn.Module):
             }
             for k, layer in enumerate(layers):
                 sfx = '' if k == 0 else f'_{k - 1}'
-                for name, val in self.layer_instance_loss(layer, gt_masks, num_masks).items():
+                losses = self.layer_instance_loss(layer, targets, num_masks, referred)
+                for name, val in losses.items():
                     if w[name]:
                         parts[name + sfx] = cfg.weight_inst * w[name] * val
         merged_layers = layers if cfg.merged_all_layers else [outputs]

@@ -76,6 +76,8 @@ def build_datasets(cfg: TrainConfig, model, device, is_main: bool, barrier):
     size_hw = tuple(model.config.input.size_hw)
     prep = model_preprocess(model.config)
     cached = uses_cache(cfg, model)
+    crit = cfg.effective_criterion()
+    with_objects = crit.instance_supervision and crit.instance_targets == 'all_objects'
 
     def make(splits, for_training, limit):
         records, masks = load_records(d, splits, for_training)
@@ -92,6 +94,7 @@ def build_datasets(cfg: TrainConfig, model, device, is_main: bool, barrier):
                 model.tokenizer,
                 model.config.text.max_tokens,
                 prep,
+                with_objects=with_objects and for_training,
             )
         name = '+'.join(splits) + (f'-first{limit}' if limit is not None else '')
         cache_dir = os.path.join(cfg.cache_dir, name)
@@ -110,7 +113,9 @@ def build_datasets(cfg: TrainConfig, model, device, is_main: bool, barrier):
         if not is_main:
             cache = FeatureCache(cache_dir)
         cache.check(model.config, records)
-        return CachedFeatureDataset(records, masks, cache, size_hw)
+        return CachedFeatureDataset(
+            records, masks, cache, size_hw, with_objects=with_objects and for_training
+        )
 
     train = make(list(d.train_splits), True, d.max_train_samples)
     val = make(list(d.val_splits), False, d.max_val_samples) if d.val_splits else None

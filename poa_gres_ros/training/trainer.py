@@ -215,6 +215,11 @@ class Trainer:
         b = to_device(batch, self.device)
         gt = [m.to(self.device, non_blocking=True) for m in batch['gt_masks']]
         nt = batch['no_target'].to(self.device)
+        objects = {
+            k: [t.to(self.device, non_blocking=True) for t in batch[k]]
+            for k in ('object_masks', 'object_referred')
+            if k in batch
+        }
         ctx = (
             torch.autocast('cuda', dtype=self.amp_dtype)
             if self.amp_dtype is not None
@@ -222,7 +227,7 @@ class Trainer:
         )
         with ctx:
             out = self.net(**model_inputs(b))
-        loss, parts = self.criterion(out, gt, nt)
+        loss, parts = self.criterion(out, gt, nt, **objects)
         if not torch.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
             return loss.detach(), parts

@@ -215,6 +215,7 @@ class CachedFeatureDataset(Dataset):
         masks: rasteriser over the dataset's ``instances.json``.
         cache: the :class:`FeatureCache`.
         size_hw: network input (H, W) for the GT masks.
+        with_objects: also yield every annotated object ('object_masks', 'object_referred').
     """
 
     def __init__(
@@ -223,14 +224,27 @@ class CachedFeatureDataset(Dataset):
         masks: CocoMasks,
         cache: FeatureCache,
         size_hw: tuple[int, int],
+        with_objects: bool = False,
     ):
         self.records = list(records)
+        self.with_objects = with_objects
         self.masks = masks
         self.cache = cache
         self.size_hw = (int(size_hw[0]), int(size_hw[1]))
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def _objects(self, index: int) -> dict:
+        """'object_masks' (K, H, W) uint8 and 'object_referred' (K,) bool of every annotated
+        object of the sample's image, when ``with_objects`` (else nothing)."""
+        if not self.with_objects:
+            return {}
+        masks, referred = self.masks.objects(self.records[index], self.size_hw)
+        return {
+            'object_masks': torch.from_numpy(masks),
+            'object_referred': torch.from_numpy(referred),
+        }
 
     def gt_masks(self, index: int) -> np.ndarray:
         return self.masks.masks(self.records[index], self.size_hw)
@@ -246,6 +260,7 @@ class CachedFeatureDataset(Dataset):
             'input_ids': torch.from_numpy(np.array(arr['input_ids'][s])),
             'attention_mask': torch.from_numpy(np.array(arr['attention_mask'][s])),
             'gt_masks': torch.from_numpy(self.gt_masks(index)),
+            **self._objects(index),
             'no_target': rec.no_target,
             'index': index,
             'image_key': rec.file_name,

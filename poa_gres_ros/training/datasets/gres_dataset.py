@@ -12,6 +12,8 @@ A batch (from :func:`collate_gres`) is a dict:
   ``feature_cache``) plus ``text_features``: (B, L, D) float16;
 * ``input_ids``, ``attention_mask``: (B, L) int64;
 * ``gt_masks``: list of B uint8 tensors (K_b, H, W) at the input size (K_b = 0: no target);
+* ``object_masks`` / ``object_referred`` (datasets built ``with_objects``): lists of B uint8
+  tensors (K_b, H, W) with every annotated object of the image and B bool tensors (K_b,);
 * ``no_target``: (B,) bool; ``index``: (B,) int64 record indices.
 """
 
@@ -71,6 +73,8 @@ class GresDataset(Dataset):
         max_tokens: token limit L of the model.
         preprocess: ``(H, W, 3) uint8 -> (3, H, W) float32``, normally
             :func:`model_preprocess`.
+        with_objects: also yield every annotated object of the image ('object_masks',
+            'object_referred'), for instance supervision of all objects.
     """
 
     def __init__(
@@ -82,8 +86,10 @@ class GresDataset(Dataset):
         tokenizer,
         max_tokens: int,
         preprocess: Callable[[np.ndarray], torch.Tensor],
+        with_objects: bool = False,
     ):
         self.records = list(records)
+        self.with_objects = with_objects
         self.masks = masks
         self.image_root = os.fspath(image_root)
         self.size_hw = (int(size_hw[0]), int(size_hw[1]))
@@ -94,6 +100,17 @@ class GresDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def _objects(self, index: int) -> dict:
+        """'object_masks' (K, H, W) uint8 and 'object_referred' (K,) bool of every annotated
+        object of the sample's image, when ``with_objects`` (else nothing)."""
+        if not self.with_objects:
+            return {}
+        masks, referred = self.masks.objects(self.records[index], self.size_hw)
+        return {
+            'object_masks': torch.from_numpy(masks),
+            'object_referred': torch.from_numpy(referred),
+        }
 
     def gt_masks(self, index: int) -> np.ndarray:
         """(K, H, W) uint8 instance masks of sample ``index`` at the input size."""
@@ -115,6 +132,7 @@ class GresDataset(Dataset):
             'input_ids': torch.from_numpy(self.input_ids[index]),
             'attention_mask': torch.from_numpy(self.attention_mask[index]),
             'gt_masks': torch.from_numpy(self.gt_masks(index)),
+            **self._objects(index),
             'no_target': rec.no_target,
             'index': index,
             'image_key': rec.file_name,
@@ -138,6 +156,7 @@ def collate_gres(batch: list[dict]) -> dict:
         'input_ids': torch.stack([b['input_ids'] for b in batch]),
         'attention_mask': torch.stack([b['attention_mask'] for b in batch]),
         'gt_masks': [b['gt_masks'] for b in batch],
+        **{k: [b[k] for b in batch] for k in ('object_masks', 'object_referred') if k in batch[0]},
         'no_target': torch.tensor([bool(b['no_target']) for b in batch]),
         'index': torch.tensor([int(b['index']) for b in batch], dtype=torch.int64),
     }

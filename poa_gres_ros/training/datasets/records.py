@@ -99,6 +99,7 @@ class CocoMasks:
 
     def __init__(self, coco):
         self.coco = coco
+        self._objects_memo: dict[tuple[int, int, int], tuple[tuple[int, ...], np.ndarray]] = {}
 
     def instance_mask(self, ann_id: int, size_hw: tuple[int, int] | None = None) -> np.ndarray:
         """(H, W) uint8 {0, 1} mask of one annotation at ``size_hw`` (None = source size).
@@ -138,6 +139,38 @@ class CocoMasks:
         if not record.ann_ids:
             return np.zeros((0, h, w), np.uint8)
         return np.stack([self.instance_mask(a, (h, w)) for a in record.ann_ids])
+
+    def object_ann_ids(self, image_id: int) -> tuple[int, ...]:
+        """Ids of every non-crowd annotated object of an image, ascending."""
+        ids = self.coco.getAnnIds(imgIds=[image_id])
+        return tuple(sorted(a for a in ids if not self.coco.anns[a].get('iscrowd', 0)))
+
+    def objects(
+        self, record: GresRecord, size_hw: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every annotated object of the record's image and whether the record refers to it.
+
+        This is the instance supervision of every annotated object (docs/method.md#matching):
+        referred and unreferred objects alike get a query.
+
+        Returns:
+            ``(masks, referred)``: (K, H, W) uint8 masks of the K non-crowd objects of the
+            image (ascending annotation id) and (K,) bool, True for the record's ``ann_ids``.
+        """
+        h, w = size_hw if size_hw is not None else (record.height, record.width)
+        key = (record.image_id, h, w)
+        hit = self._objects_memo.get(key)
+        if hit is None:
+            ids = self.object_ann_ids(record.image_id)
+            masks = np.zeros((0, h, w), np.uint8)
+            if ids:
+                masks = np.stack([self.instance_mask(a, (h, w)) for a in ids])
+            # sentences of one image arrive together (image-grouped batches): keep a few
+            if len(self._objects_memo) >= 8:
+                self._objects_memo.pop(next(iter(self._objects_memo)))
+            hit = self._objects_memo[key] = (ids, masks)
+        ids, masks = hit
+        return masks, np.array([a in record.ann_ids for a in ids], dtype=bool)
 
 
 def _decode(rle) -> np.ndarray:
