@@ -90,7 +90,7 @@ def build_caches(cfg_path: str) -> None:
 
 
 def eval_sets(data: str, cache_dir: str, splits: list[str], max_samples: int | None):
-    from poa_gres_ros.core.model_config import get_preset
+    from poa_gres_ros.core.model_presets import get_preset
     from poa_gres_ros.modeling.build import build_model
     from poa_gres_ros.training.datasets.feature_cache import (
         CachedFeatureDataset,

@@ -121,12 +121,13 @@ def test_config_that_does_not_match_weights(saved, tmp_path):
 def test_config_of_the_first_format_keeps_its_architecture():
     """A format-1 config.json (written before the text-stream and relevance options existed)
     is read as the architecture it was written for; today's format takes today's defaults."""
-    from poa_gres_ros.core.model_config import CONFIG_FORMAT, POAConfig, get_preset
+    from poa_gres_ros.core.model_config import CONFIG_FORMAT, POAConfig
+    from poa_gres_ros.core.model_presets import get_preset
 
     d = get_preset('tiny').to_dict()
     assert d['format'] == CONFIG_FORMAT != 'poa_gres_ros.model_config/1'
     for section, keys in {
-        'decoder': ('text_norm', 'text_update_gate'),
+        'decoder': ('text_norm', 'text_update_gate', 'mask_position'),
         'heads': ('relevance', 'no_target_stats'),
     }.items():
         for k in keys:

@@ -26,7 +26,12 @@ from poa_gres_ros.core.json_files import read_json
 CONFIG_FORMAT = 'poa_gres_ros.model_config/2'
 LEGACY_FORMATS = {
     'poa_gres_ros.model_config/1': {
-        'decoder': {'text_norm': False, 'text_update_gate': False},
+        'decoder': {
+            'text_norm': False,
+            'text_update_gate': False,
+            'mask_position': False,
+            'aux_mask_downsample': 1,
+        },
         'heads': {'relevance': 'linear', 'no_target_stats': False},
     },
 }
@@ -164,6 +169,13 @@ class DecoderConfig:
             ``T + tanh(g) Attn(LN(T), Q)`` with g = 0 at initialisation (True), instead of
             the post-norm ``LN(T + Attn(T, Q))`` (False).
         masked_attention: Mask2Former masked cross-attention from the previous prediction.
+        mask_position: add an embedding of each query's current mask geometry (centroid,
+            spread, area) to its position embedding before every layer, so self-attention
+            can compare where and how big the candidates are ("left of", "second from the
+            right", "the biggest"); docs/method.md#mask-position.
+        aux_mask_downsample: the auxiliary (deep-supervision) predictions are made from F_mask
+            resized by 1/this (2: stride 8 instead of 4, a quarter of the mask-head cost of
+            training; 1: full resolution as Mask2Former). Inference never computes them.
     """
 
     hidden_dim: int = 256
@@ -178,6 +190,8 @@ class DecoderConfig:
     text_norm: bool = True
     text_update_gate: bool = True
     masked_attention: bool = True
+    mask_position: bool = True
+    aux_mask_downsample: int = 2
 
 
 @dataclass
@@ -287,6 +301,8 @@ class POAConfig:
                 f'decoder.hidden_dim={dec.hidden_dim} must be divisible by '
                 f'decoder.num_heads={dec.num_heads}'
             )
+        if dec.aux_mask_downsample not in (1, 2, 4):
+            raise ValueError(f'decoder.aux_mask_downsample={dec.aux_mask_downsample}: use 1, 2 or 4')
         if min(dec.num_queries, dec.num_layers, pd.num_encoder_layers) < 1:
             raise ValueError(
                 'decoder.num_queries, decoder.num_layers and '

@@ -10,6 +10,8 @@ of the steps is ``DecoderConfig.layer_order`` (a default of ours).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -94,6 +96,46 @@ class POADecoderLayer(nn.Module):
         return text
 
 
+def mask_geometry(mask_logits: Tensor) -> Tensor:
+    """Where each query's current mask is and how big (docs/method.md#mask-position).
+
+    Args:
+        mask_logits: (B, N, h, w) instance mask logits at any resolution (detached here).
+    Returns:
+        (B, N, 5) float: soft centroid x and y, spread (standard deviation) in x and y, all
+        as fractions of the image width / height, and the soft area as a fraction of the
+        image, with sigmoid(S) as the pixel weights.
+    """
+    w = mask_logits.detach().float().sigmoid()
+    h_, w_ = w.shape[-2:]
+    ys = (torch.arange(h_, device=w.device, dtype=w.dtype) + 0.5) / h_
+    xs = (torch.arange(w_, device=w.device, dtype=w.dtype) + 0.5) / w_
+    col, row = w.sum(-2), w.sum(-1)  # (B, N, w), (B, N, h)
+    mass = col.sum(-1).clamp_min(1e-6)
+    cx, cy = (col * xs).sum(-1) / mass, (row * ys).sum(-1) / mass
+    sx = ((col * xs * xs).sum(-1) / mass - cx * cx).clamp_min(0.0).add(1e-6).sqrt()
+    sy = ((row * ys * ys).sum(-1) / mass - cy * cy).clamp_min(0.0).add(1e-6).sqrt()
+    area = mass / float(h_ * w_)
+    return torch.stack([cx, cy, sx, sy, area], -1).to(mask_logits.dtype)
+
+
+class MaskPositionEmbedding(nn.Module):
+    """Sine embedding of ``mask_geometry`` + a linear map to C, zero-initialised (so a new
+    model starts with the plain learnable query positions)."""
+
+    def __init__(self, dim: int, num_freqs: int = 8):
+        super().__init__()
+        self.register_buffer('freqs', (2.0 ** torch.arange(num_freqs)) * math.pi, persistent=False)
+        self.proj = nn.Linear(5 * 2 * num_freqs, dim)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, geometry: Tensor) -> Tensor:
+        """geometry (B, N, 5) -> (B, N, C)."""
+        x = geometry[..., None] * self.freqs.to(geometry.dtype)  # (B, N, 5, F)
+        return self.proj(torch.cat([x.sin(), x.cos()], -1).flatten(-2))
+
+
 class POATransformerDecoder(nn.Module):
     """Queries, decoder layers and the per-layer prediction heads.
 
@@ -121,6 +163,7 @@ class POATransformerDecoder(nn.Module):
         self.query_feat = nn.Embedding(cfg.num_queries, dim)
         self.query_embed = nn.Embedding(cfg.num_queries, dim)
         self.layers = nn.ModuleList(POADecoderLayer(cfg) for _ in range(cfg.num_layers))
+        self.mask_position = MaskPositionEmbedding(dim) if cfg.mask_position else None
         self.heads = PredictionHeads(head_cfg, dim, mask_dim, cfg.num_queries)
 
     def forward(
@@ -135,7 +178,9 @@ class POATransformerDecoder(nn.Module):
         (B, D, Hm, Wm); text_features (B, L, D_text) raw encoder output; attention_mask (B, L).
 
         Returns num_layers + 1 prediction dicts (see ``PredictionHeads.forward``), the one
-        before layer 1 first. With ``aux=False`` (inference) the earlier dicts hold only the
+        before layer 1 first. The earlier (auxiliary) dicts are computed from F_mask resized
+        by ``1 / aux_mask_downsample`` (their losses are point-sampled at normalised
+        coordinates, so only the resolution changes). With ``aux=False`` (inference) the earlier dicts hold only the
         'mask_logits' that the next layer's masked attention needs, computed directly at that
         layer's feature size from bilinearly resized F_mask: the mask logits are linear in
         F_mask, so this equals Mask2Former's resize of the full stride-4 logits (up to float
@@ -156,15 +201,26 @@ class POATransformerDecoder(nn.Module):
 
         last = len(self.layers)
         small = []
-        if not aux and self.cfg.masked_attention:
+        if not aux and (self.cfg.masked_attention or self.mask_position is not None):
             small = [
                 F.interpolate(mask_features, size=size, mode='bilinear', align_corners=False)
                 for size in sizes
             ]
 
+        aux_features = mask_features
+        if aux and self.cfg.aux_mask_downsample > 1:
+            aux_features = F.interpolate(
+                mask_features,
+                scale_factor=1.0 / self.cfg.aux_mask_downsample,
+                mode='bilinear',
+                align_corners=False,
+            )
+
         def predict(i: int, q: Tensor, text: Tensor) -> dict[str, Tensor]:
-            if aux or i == last:
+            if i == last:
                 return self.heads(q, mask_features, text, token_mask)
+            if aux:
+                return self.heads(q, aux_features, text, token_mask)
             if not small:
                 return {}
             return {'mask_logits': self.heads.mask_logits(q, small[i % self.num_levels])}
@@ -175,6 +231,9 @@ class POATransformerDecoder(nn.Module):
             keep = None
             if self.cfg.masked_attention:
                 keep = attention_keep_mask(outputs[-1]['mask_logits'], sizes[lvl])
-            q, text = layer(q, q_pos, memory_keys[lvl], memories[lvl], keep, text, text_keep)
+            pos = q_pos
+            if self.mask_position is not None:
+                pos = q_pos + self.mask_position(mask_geometry(outputs[-1]['mask_logits']))
+            q, text = layer(q, pos, memory_keys[lvl], memories[lvl], keep, text, text_keep)
             outputs.append(predict(i + 1, q, text))
         return outputs

@@ -232,14 +232,23 @@ class POACriterion(torch.nn.Module):
             zero = layer.mask_logits.sum() * 0.0
             out.update(bce=zero, dice=zero, poa=(layer.queries.sum() * 0.0).float())
             return out
-        tgt = torch.cat([gt_masks[b][j] for b, (_, j) in enumerate(indices) if len(j)])
-        tgt = tgt.to(pred)[:, None]
         coords = uncertain_point_coords(
             pred, cfg.num_points, cfg.oversample_ratio, cfg.importance_sample_ratio
         )
         pred_pts = point_sample(pred, coords)[:, 0]
         with torch.no_grad():
-            tgt_pts = point_sample(tgt, coords)[:, 0]
+            # every GT instance is matched (N >= K), so j is a permutation of range(K_b):
+            # sample each image's (K_b, H, W) targets in place at the coordinates of the
+            # prediction matched to them, instead of gathering an (M, H, W) copy
+            tgt_pts, start = [], 0
+            for b, (_, j) in enumerate(indices):
+                if len(j):
+                    j = j.to(coords.device)
+                    c = coords[start : start + len(j)][torch.argsort(j)]
+                    pts = point_sample(gt_masks[b].to(pred)[:, None], c)[:, 0]
+                    tgt_pts.append(pts[j])
+                    start += len(j)
+            tgt_pts = torch.cat(tgt_pts)
         out['bce'] = sigmoid_ce_loss(pred_pts, tgt_pts).sum() / num_masks
         out['dice'] = dice_loss(pred_pts, tgt_pts).sum() / num_masks
         q = layer.queries[b_idx[pos], q_idx[pos]].float()
@@ -315,6 +324,7 @@ class POACriterion(torch.nn.Module):
         parts: dict[str, Tensor] = {}
         if cfg.instance_supervision:
             num_masks = self._num_masks(targets, outputs.mask_logits.device)
+            targets = [t.float() for t in targets]  # once, not once per layer and use
             w = {
                 'score': cfg.weight_score,
                 'bce': cfg.weight_bce,
