@@ -65,8 +65,10 @@ def test_output_shapes(tiny, hw, texts):
     assert length <= cfg.text.max_tokens
     assert isinstance(out, POAOutput)
     assert len(out.aux_outputs) == cfg.decoder.num_layers
-    for layer in out.all_layers:
-        _check_layer(layer, b, n, c, hw[0] // 4, hw[1] // 4, length, tok.attention_mask)
+    _check_layer(out, b, n, c, hw[0] // 4, hw[1] // 4, length, tok.attention_mask)
+    stride = 4 * cfg.decoder.aux_mask_downsample  # deep supervision at a coarser stride
+    for layer in out.aux_outputs:
+        _check_layer(layer, b, n, c, hw[0] // stride, hw[1] // stride, length, tok.attention_mask)
     assert out.no_target_logits.shape == (b, 2)
     assert out.no_target_prob.shape == (b,)
     assert torch.all((out.no_target_prob >= 0) & (out.no_target_prob <= 1))
