@@ -60,7 +60,7 @@ def base_config(data: str, iters: int, cache_dir: str, out: str, batch: int, lr:
         'output_dir': out,
         'optim': {'lr': lr, 'weight_decay': 0.05, 'clip_grad_norm': 1.0},
         'schedule': {'max_iters': iters, 'warmup_iters': min(200, iters // 10), 'decay': 'poly'},
-        'criterion': {'num_points': 4096, 'instance_targets': 'all_objects'},
+        'criterion': {'num_points': 2048, 'instance_targets': 'all_objects'},
         'seed': 0,
         'log_every': 20,
         'checkpoint_every': 0,

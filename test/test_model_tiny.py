@@ -170,8 +170,8 @@ def test_zero_relevance_gives_empty_final_mask(tiny):
     model = build_model(tiny.config)
     model.load_state_dict(tiny.state_dict())
     with torch.no_grad():
-        model.decoder.heads.relevance.output_layer.weight.zero_()
-        model.decoder.heads.relevance.output_layer.bias.fill_(-1e4)  # sigmoid -> exactly 0
+        model.decoder.heads.relevance_output.weight.zero_()
+        model.decoder.heads.relevance_output.bias.fill_(-1e4)  # sigmoid -> exactly 0
     images, tok = _inputs(model, ['the duck', 'a cup'], (64, 96))
     with torch.no_grad():
         out = model(images, tok.input_ids, tok.attention_mask)

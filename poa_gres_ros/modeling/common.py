@@ -114,11 +114,25 @@ class Attention(nn.Module):
     ) -> Tensor:
         """query (B, Lq, C), key/value (B, Lk, C_kv); keep_mask bool broadcastable to
         (B, heads, Lq, Lk), True = may attend (every row needs one True). Returns (B, Lq, C)."""
+        return self.attend(query, *self.project_kv(key, value), keep_mask)
+
+    def project_kv(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Projected keys and values, (B', heads, Lk, C / heads) each, for ``attend``; lets
+        several queries share one projection (sentences of the same image)."""
+        b, lk, h = key.shape[0], key.shape[1], self.num_heads
+        c = self.k_proj.out_features
+        k = self.k_proj(key).view(b, lk, h, c // h).transpose(1, 2)
+        v = self.v_proj(value).view(b, value.shape[1], h, c // h).transpose(1, 2)
+        return k, v
+
+    def attend(
+        self, query: Tensor, k: Tensor, v: Tensor, keep_mask: Tensor | None = None
+    ) -> Tensor:
+        """Attention of query (B, Lq, C) over ``project_kv`` output (B, heads, Lk, C / heads);
+        keep_mask as in ``forward``. Returns (B, Lq, C)."""
         b, lq, c = query.shape
         h = self.num_heads
         q = self.q_proj(query).view(b, lq, h, c // h).transpose(1, 2)
-        k = self.k_proj(key).view(b, key.shape[1], h, c // h).transpose(1, 2)
-        v = self.v_proj(value).view(b, value.shape[1], h, c // h).transpose(1, 2)
         drop = self.dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep_mask, dropout_p=drop)
         return self.out_proj(out.transpose(1, 2).reshape(b, lq, c))

@@ -132,36 +132,27 @@ class NoTargetHead(nn.Module):
         return self.mlp(torch.cat(parts, -1))
 
 
-class RelevanceHead(nn.Module):
-    """Relevance score logits of every query (docs/method.md#relevance).
-
-    'linear': ``w^T LN(Q_i) + b`` (a readout of the text-conditioned query alone).
-    'agreement': the query against the phrase it claims, ``P_i = R_i T``:
-    ``MLP([Q_i ; P_i ; Q_i * W P_i])`` (2 layers), so a query is relevant when what it is
-    agrees with what its phrase says, not because of its slot index.
+class AgreementRelevance(nn.Module):
+    """Relevance logits from the agreement of each query with its phrase
+    (docs/method.md#relevance): ``MLP([Q_i ; P_i ; Q_i * W P_i])`` (2 layers), so a query is
+    relevant when what it holds agrees with the words it attends to, not because of its slot.
 
     Args:
-        mode: 'linear' or 'agreement'. dim: C.
+        dim: C.
     """
 
-    def __init__(self, mode: str, dim: int):
+    def __init__(self, dim: int):
         super().__init__()
-        self.mode = mode
-        if mode == 'linear':
-            self.linear = nn.Linear(dim, 1)
-        else:
-            self.phrase_proj = nn.Linear(dim, dim)
-            self.mlp = MLP(3 * dim, dim, 1, 2)
+        self.phrase_proj = nn.Linear(dim, dim)
+        self.mlp = MLP(3 * dim, dim, 1, 2)
 
     @property
     def output_layer(self) -> nn.Linear:
         """The last linear layer (its bias sets the prior of every relevance logit)."""
-        return self.linear if self.mode == 'linear' else self.mlp.layers[-1]
+        return self.mlp.layers[-1]
 
     def forward(self, queries: Tensor, phrase: Tensor) -> Tensor:
         """queries (B, N, C) normed Q; phrase (B, N, C) P; returns (B, N) logits."""
-        if self.mode == 'linear':
-            return self.linear(queries).squeeze(-1)
         agree = queries * self.phrase_proj(phrase)
         return self.mlp(torch.cat([queries, phrase, agree], -1)).squeeze(-1)
 
@@ -178,8 +169,15 @@ class PredictionHeads(nn.Module):
         self.cfg = cfg
         self.norm = nn.LayerNorm(dim)
         self.mask_embed = MLP(dim, dim, mask_dim, cfg.mask_mlp_layers)
-        self.relevance = RelevanceHead(cfg.relevance, dim)
+        # 'linear': p = sigmoid(w^T Q + b); 'agreement': AgreementRelevance
+        self.relevance = nn.Linear(dim, 1) if cfg.relevance == 'linear' else AgreementRelevance(dim)
         self.aggregation = InstanceAggregation(cfg, num_queries)
+
+    @property
+    def relevance_output(self) -> nn.Linear:
+        """The last linear layer of the relevance head (its bias is every logit's prior)."""
+        rel = self.relevance
+        return rel if isinstance(rel, nn.Linear) else rel.output_layer
 
     def mask_logits(self, queries: Tensor, mask_features: Tensor) -> Tensor:
         """Only the instance mask logits S (B, N, Hm, Wm) of raw decoder queries (B, N, C)."""
@@ -198,7 +196,10 @@ class PredictionHeads(nn.Module):
         q = self.norm(queries)
         mask_logits = torch.einsum('bnd,bdhw->bnhw', self.mask_embed(q), mask_features)
         attn, phrase = phrase_alignment(q, text, token_mask, self.cfg.poa_stop_grad_text)
-        relevance_logits = self.relevance(q, phrase)
+        if isinstance(self.relevance, nn.Linear):
+            relevance_logits = self.relevance(q).squeeze(-1)
+        else:
+            relevance_logits = self.relevance(q, phrase)
         merged = self.aggregation(mask_logits, relevance_logits.sigmoid())
         return {
             'queries': q,

@@ -213,10 +213,8 @@ class POAModel(nn.Module):
         mask_features, multi_scale = self.pixel_decoder(features)
         if image_index is not None:
             image_index = image_index.to(mask_features.device).long()
-            mask_features = mask_features[image_index]
-            multi_scale = [m[image_index] for m in multi_scale]
         layers = self.decoder(
-            multi_scale, mask_features, text_features, attention_mask, aux_outputs
+            multi_scale, mask_features, text_features, attention_mask, aux_outputs, image_index
         )
         last = layers[-1]
         nt_logits = self.no_target_head(

@@ -58,13 +58,19 @@ class POADecoderLayer(nn.Module):
         keep_mask: Tensor | None,
         text: Tensor,
         text_keep: Tensor,
+        image_index: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """q (B, N, C); q_pos (1, N, C); memory_key = memory + position embedding and memory
-        (B, HW, C) of this layer's level; keep_mask (B, 1, N, HW) bool or None; text (B, L, C);
-        text_keep (B, 1, 1, L) bool (real tokens). Returns the updated (queries, text)."""
+        """q (B, N, C); q_pos (1 or B, N, C); memory_key = memory + position embedding and
+        memory (B_img, HW, C) of this layer's level, one per image; image_index (B,) int64
+        maps each sentence to its image (None: B_img = B, in order); keep_mask (B, 1, N, HW)
+        bool or None; text (B, L, C); text_keep (B, 1, 1, L) bool (real tokens). Returns the
+        updated (queries, text)."""
         for step in self.order:
             if step == 'masked_cross_attn':
-                att = self.cross_attn(q + q_pos, memory_key, memory, keep_mask)
+                k, v = self.cross_attn.project_kv(memory_key, memory)  # once per image
+                if image_index is not None:
+                    k, v = k[image_index], v[image_index]
+                att = self.cross_attn.attend(q + q_pos, k, v, keep_mask)
                 q = self.cross_norm(q + self.drop(att))
             elif step == 'text_cross_attn':
                 att = self.text_cross_attn(q + q_pos, text, text, text_keep)
@@ -173,9 +179,12 @@ class POATransformerDecoder(nn.Module):
         text_features: Tensor,
         attention_mask: Tensor,
         aux: bool = True,
+        image_index: Tensor | None = None,
     ) -> list[dict[str, Tensor]]:
-        """multi_scale: 3 maps (B, C_in, h_l, w_l), strides 32, 16, 8; mask_features
-        (B, D, Hm, Wm); text_features (B, L, D_text) raw encoder output; attention_mask (B, L).
+        """multi_scale: 3 maps (B_img, C_in, h_l, w_l), strides 32, 16, 8; mask_features
+        (B_img, D, Hm, Wm); text_features (B, L, D_text) raw encoder output; attention_mask
+        (B, L); image_index (B,) int64: the image of each sentence (None: B_img = B, in order;
+        the visual projections then run once per image, not once per sentence).
 
         Returns num_layers + 1 prediction dicts (see ``PredictionHeads.forward``), the one
         before layer 1 first. The earlier (auxiliary) dicts are computed from F_mask resized
@@ -186,7 +195,7 @@ class POATransformerDecoder(nn.Module):
         F_mask, so this equals Mask2Former's resize of the full stride-4 logits (up to float
         rounding) at a fraction of the cost.
         """
-        b = mask_features.shape[0]
+        b = text_features.shape[0]
         memories, memory_keys, sizes = [], [], []
         for lvl, feat in enumerate(multi_scale):
             sizes.append((feat.shape[-2], feat.shape[-1]))
@@ -206,6 +215,8 @@ class POATransformerDecoder(nn.Module):
                 F.interpolate(mask_features, size=size, mode='bilinear', align_corners=False)
                 for size in sizes
             ]
+            if image_index is not None:
+                small = [m[image_index] for m in small]
 
         aux_features = mask_features
         if aux and self.cfg.aux_mask_downsample > 1:
@@ -215,6 +226,9 @@ class POATransformerDecoder(nn.Module):
                 mode='bilinear',
                 align_corners=False,
             )
+        if image_index is not None:
+            mask_features = mask_features[image_index]
+            aux_features = aux_features[image_index] if aux else aux_features
 
         def predict(i: int, q: Tensor, text: Tensor) -> dict[str, Tensor]:
             if i == last:
@@ -234,6 +248,8 @@ class POATransformerDecoder(nn.Module):
             pos = q_pos
             if self.mask_position is not None:
                 pos = q_pos + self.mask_position(mask_geometry(outputs[-1]['mask_logits']))
-            q, text = layer(q, pos, memory_keys[lvl], memories[lvl], keep, text, text_keep)
+            q, text = layer(
+                q, pos, memory_keys[lvl], memories[lvl], keep, text, text_keep, image_index
+            )
             outputs.append(predict(i + 1, q, text))
         return outputs
