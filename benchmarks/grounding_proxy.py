@@ -173,7 +173,24 @@ def grounding_figures(model, dataset) -> dict:
     }
 
 
-def evaluate_arm(model_dir: str, sets: dict) -> dict:
+def templates_of(data: str) -> dict[int, str]:
+    """sent_id -> template name of a tabletop dataset (empty for other datasets)."""
+    path = os.path.join(data, 'grefs(unc).json')
+    with open(path, encoding='utf-8') as fh:
+        refs = json.load(fh)
+    return {s['sent_id']: r.get('template', '?') for r in refs for s in r['sentences']}
+
+
+def per_template(res, dataset, templates: dict[int, str]) -> dict[str, float]:
+    """Mean IoU (gIoU's per-sample score) per expression template."""
+    acc: dict[str, list[float]] = {}
+    for s in res.samples:
+        t = templates.get(dataset.records[s['index']].sent_id, '?')
+        acc.setdefault(t, []).append(s['iou'])
+    return {t: round(100 * float(np.mean(v)), 1) for t, v in sorted(acc.items())}
+
+
+def evaluate_arm(model_dir: str, sets: dict, templates: dict[int, str] | None = None) -> dict:
     import torch
 
     from poa_gres_ros.modeling.io import load_model
@@ -187,6 +204,8 @@ def evaluate_arm(model_dir: str, sets: dict) -> dict:
         row = {k: res.summary['all'].get(k) for k in ('cIoU', 'gIoU', 'N-acc', 'T-acc')}
         row.update({k: v for k, v in res.summary['all'].items() if k.startswith('instance')})
         row.update(grounding_figures(model, ds))
+        if templates:
+            row['gIoU_per_template'] = per_template(res, ds, templates)
         out[split] = row
     return out
 
@@ -231,8 +250,9 @@ def main(argv=None) -> int:
     train_s = time.time() - t0
     sets = eval_sets(args.data, cache_dir, args.splits, args.max_eval_samples)
     results = {'iters': args.iters, 'train_wall_s': train_s, 'arms': {}}
+    templates = templates_of(args.data)
     for name, settings in arms:
-        res = evaluate_arm(os.path.join(args.out, name, 'model'), sets)
+        res = evaluate_arm(os.path.join(args.out, name, 'model'), sets, templates)
         results['arms'][name] = {'settings': settings, **res}
     with open(os.path.join(args.out, 'results.json'), 'w') as fh:
         json.dump(results, fh, indent=2)
@@ -244,6 +264,9 @@ def main(argv=None) -> int:
             vals = [r[split].get(k) for k in keys]
             cells = ['-' if v is None else f'{v:.2f}' if abs(v) > 1.5 else f'{v:.3f}' for v in vals]
             print(f'| {name} | {split} | ' + ' | '.join(cells) + ' |')
+    for name, r in results['arms'].items():
+        for split in args.splits:
+            print(f'{name} {split} gIoU per template: {r[split].get("gIoU_per_template")}')
     return 0
 
 

@@ -123,6 +123,9 @@ def _grad_loss(out: POAOutput, gen: torch.Generator) -> torch.Tensor:
         for name in LAYER_FIELDS:
             t = getattr(layer, name)
             loss = loss + (t * torch.randn(t.shape, generator=gen)).mean()
+        if layer.name_logits is not None:
+            t = layer.name_logits
+            loss = loss + (t * torch.randn(t.shape, generator=gen)).mean()
     return loss
 
 
@@ -141,9 +144,18 @@ def test_gradients_reach_every_trainable_parameter(overrides):
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p))
     images, tok = _inputs(model, ['the red mug and the duck on the left', 'a cup'], (64, 96))
-    _grad_loss(
-        model(images, tok.input_ids, tok.attention_mask), torch.Generator().manual_seed(2)
-    ).backward()
+    names = tokenize(model.tokenizer, ['mug', 'rubber duck', 'red'], 8)  # name alignment
+    with torch.no_grad():
+        name_features = model.encode_text(names.input_ids, names.attention_mask)
+    out = model(
+        images,
+        tok.input_ids,
+        tok.attention_mask,
+        name_features=name_features,
+        name_mask=names.attention_mask,
+    )
+    assert out.name_logits.shape == (2, model.config.decoder.num_queries, 3)
+    _grad_loss(out, torch.Generator().manual_seed(2)).backward()
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     assert len(trainable) == len(list(model.parameters()))  # tiny: nothing frozen
     dead = [n for n, p in trainable if p.grad is None or not torch.any(p.grad != 0)]
@@ -161,7 +173,8 @@ def test_frozen_parts_get_no_gradient_and_stay_in_eval():
     for name, p in model.named_parameters():
         frozen = name.startswith(('backbone.body.', 'text_encoder.'))
         assert p.requires_grad != frozen, name
-        assert (p.grad is None) == frozen, name
+        if not name.startswith('name_alignment.'):  # used only with name features
+            assert (p.grad is None) == frozen, name
     # frozen but randomly initialised parts are still stored in model folders
     assert model.external_prefixes == ()
 

@@ -32,7 +32,7 @@ LEGACY_FORMATS = {
             'mask_position': False,
             'aux_mask_downsample': 1,
         },
-        'heads': {'relevance': 'linear', 'no_target_stats': False},
+        'heads': {'relevance': 'linear', 'no_target_stats': False, 'name_alignment': False},
     },
 }
 """Older ``config.json`` formats: the values of fields added since, which give the
@@ -217,6 +217,9 @@ class HeadConfig:
             LN(Q_i)) or 'agreement' (an MLP on Q_i, its phrase P_i and their product).
         no_target_hidden: hidden width of the no-target MLP [Q_global; T_sen] -> hidden -> 2.
         no_target_stats: also feed max_i p_i and sum_i p_i to the no-target MLP.
+        name_alignment: a training-only head that scores each query against the names of
+            the dataset's object categories and colours in the decoder's text space
+            (docs/method.md#name-alignment); the criterion's name loss needs it.
         blank_mask_on_no_target: not read any more: post-processing always answers no-target
             with no instance and an empty mask (docs/postprocessing.md); kept so that saved
             configs load.
@@ -235,6 +238,7 @@ class HeadConfig:
     relevance: str = 'agreement'
     no_target_hidden: int = 256
     no_target_stats: bool = True
+    name_alignment: bool = True
     blank_mask_on_no_target: bool = True
 
 
@@ -302,7 +306,9 @@ class POAConfig:
                 f'decoder.num_heads={dec.num_heads}'
             )
         if dec.aux_mask_downsample not in (1, 2, 4):
-            raise ValueError(f'decoder.aux_mask_downsample={dec.aux_mask_downsample}: use 1, 2 or 4')
+            raise ValueError(
+                f'decoder.aux_mask_downsample={dec.aux_mask_downsample}: use 1, 2 or 4'
+            )
         if min(dec.num_queries, dec.num_layers, pd.num_encoder_layers) < 1:
             raise ValueError(
                 'decoder.num_queries, decoder.num_layers and '

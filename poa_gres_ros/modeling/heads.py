@@ -157,6 +157,30 @@ class AgreementRelevance(nn.Module):
         return self.mlp(torch.cat([queries, phrase, agree], -1)).squeeze(-1)
 
 
+class NameAlignment(nn.Module):
+    """Object-name alignment (docs/method.md#name-alignment): how well each query matches the
+    name of every object category and colour of the dataset, in the decoder's text space.
+
+    ``logits[b, n, m] = exp(s) * cos(W Q_{b,n}, E_m)``, where ``E_m`` is the mean of the
+    decoder-projected text tokens of name m (``POATransformerDecoder.embed_texts``) and s a
+    learnt log-scale (init log 10). Training only: the criterion asks each matched query for
+    its object's category and colour among these names.
+
+    Args:
+        dim: C.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+
+    def forward(self, queries: Tensor, names: Tensor) -> Tensor:
+        """queries (B, N, C) normed Q; names (M, C) name embeddings; returns (B, N, M)."""
+        q = F.normalize(self.proj(queries), dim=-1)
+        return self.log_scale.exp() * torch.einsum('bnc,mc->bnm', q, F.normalize(names, dim=-1))
+
+
 class PredictionHeads(nn.Module):
     """Heads applied to every supervised decoder layer: mask, relevance, POA and IA.
 

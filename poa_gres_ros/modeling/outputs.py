@@ -35,6 +35,7 @@ class POALayerOutput:
     text_features: Tensor
     phrase_embedding: Tensor
     merged_mask_logits: Tensor
+    name_logits: Tensor | None = None
 
     @property
     def relevance(self) -> Tensor:

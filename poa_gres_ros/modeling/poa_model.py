@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from poa_gres_ros.core.model_config import POAConfig
-from poa_gres_ros.modeling.heads import NoTargetHead
+from poa_gres_ros.modeling.heads import NameAlignment, NoTargetHead
 from poa_gres_ros.modeling.outputs import POALayerOutput, POAOutput
 from poa_gres_ros.modeling.pixel_decoder import MSDeformAttnPixelDecoder
 from poa_gres_ros.modeling.text_encoder import TextEncoder
@@ -77,6 +77,9 @@ class POAModel(nn.Module):
         hc = config.heads
         self.no_target_head = NoTargetHead(
             config.decoder.hidden_dim, hc.no_target_hidden, hc.q_global, hc.no_target_stats
+        )
+        self.name_alignment = (
+            NameAlignment(config.decoder.hidden_dim) if hc.name_alignment else None
         )
         prefixes = []
         if config.backbone.frozen:
@@ -155,6 +158,8 @@ class POAModel(nn.Module):
         text_features: Tensor | None = None,
         aux_outputs: bool = True,
         image_index: Tensor | None = None,
+        name_features: Tensor | None = None,
+        name_mask: Tensor | None = None,
     ) -> POAOutput:
         """Run the model.
 
@@ -172,6 +177,9 @@ class POAModel(nn.Module):
                 the pixel decoder then runs once per image, not once per sentence (training
                 with several sentences per image). A language-aware backbone gets one image
                 copy per sentence instead.
+            name_features, name_mask: (M, L', D_text) encoder output and (M, L') mask of the
+                dataset's category and colour names (``ObjectVocabulary.texts``); training
+                with ``heads.name_alignment`` fills every layer's ``name_logits`` from them.
         Returns:
             POAOutput (final layer + no-target + ``num_layers`` aux outputs).
         Raises:
@@ -199,7 +207,14 @@ class POAModel(nn.Module):
         missing = [k for k in FEATURE_KEYS if k not in features]
         if missing:
             raise ValueError(f'features lacks {missing}; expected keys {FEATURE_KEYS}')
-        return self.decode(features, text_features, attention_mask, aux_outputs, image_index)
+        out = self.decode(features, text_features, attention_mask, aux_outputs, image_index)
+        if name_features is not None and self.name_alignment is not None:
+            if name_mask is None:
+                raise ValueError('name_features needs name_mask')
+            names = self.decoder.embed_texts(name_features, name_mask)
+            for layer in out.all_layers:
+                layer.name_logits = self.name_alignment(layer.queries, names)
+        return out
 
     def decode(
         self,

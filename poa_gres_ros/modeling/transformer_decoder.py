@@ -172,6 +172,19 @@ class POATransformerDecoder(nn.Module):
         self.mask_position = MaskPositionEmbedding(dim) if cfg.mask_position else None
         self.heads = PredictionHeads(head_cfg, dim, mask_dim, cfg.num_queries)
 
+    def embed_texts(self, text_features: Tensor, attention_mask: Tensor) -> Tensor:
+        """One vector per text in the decoder's text space: the mean over its real tokens,
+        [CLS] and [SEP] excluded, of the projected (and normalised) tokens.
+
+        Args:
+            text_features: (M, L, D_text) encoder output. attention_mask: (M, L).
+        Returns:
+            (M, C).
+        """
+        text = self.text_norm(self.text_proj(text_features))
+        keep = poa_token_mask(attention_mask, exclude_special=True).to(text.dtype)[..., None]
+        return (text * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+
     def forward(
         self,
         multi_scale: list[Tensor],
@@ -189,8 +202,9 @@ class POATransformerDecoder(nn.Module):
         Returns num_layers + 1 prediction dicts (see ``PredictionHeads.forward``), the one
         before layer 1 first. The earlier (auxiliary) dicts are computed from F_mask resized
         by ``1 / aux_mask_downsample`` (their losses are point-sampled at normalised
-        coordinates, so only the resolution changes). With ``aux=False`` (inference) the earlier dicts hold only the
-        'mask_logits' that the next layer's masked attention needs, computed directly at that
+        coordinates, so only the resolution changes). With ``aux=False`` (inference) the
+        earlier dicts hold only the 'mask_logits' that the next layer's masked attention
+        needs, computed directly at that
         layer's feature size from bilinearly resized F_mask: the mask logits are linear in
         F_mask, so this equals Mask2Former's resize of the full stride-4 logits (up to float
         rounding) at a fraction of the cost.

@@ -66,6 +66,10 @@ class CriterionConfig:
             every annotated object of the image, matched by mask cost alone (the score and
             POA costs default to 0), relevance target 1 for referred and 0 for unreferred
             objects, POA on the referred matches. Needs datasets built ``with_objects``.
+        weight_name: weight of the object-name alignment term (all_objects with a
+            vocabulary and a model with ``heads.name_alignment``): each matched query's
+            cross-entropy over the dataset's category names and over its colour names
+            (docs/method.md#name-alignment).
     """
 
     weight_score: float = 2.0
@@ -91,6 +95,7 @@ class CriterionConfig:
     merged_all_layers: bool = False
     nt_class_weights: tuple[float, float] | None = None
     instance_targets: str = 'referred'
+    weight_name: float = 1.0
 
     def __post_init__(self):
         if self.instance_targets not in INSTANCE_TARGETS:
@@ -196,6 +201,7 @@ class POACriterion(torch.nn.Module):
         gt_masks: list[Tensor],
         num_masks: float,
         referred: list[Tensor] | None = None,
+        labels: tuple[list[Tensor], list[Tensor], int] | None = None,
     ) -> dict[str, Tensor]:
         """Matched/unmatched losses of one decoder layer: 'score', 'bce', 'dice', 'poa'
         (unweighted scalars).
@@ -209,6 +215,9 @@ class POACriterion(torch.nn.Module):
                 None = all of them. A query matched to an unreferred object gets relevance
                 target 0 at full weight (a hard negative); unmatched queries get target 0
                 at ``negative_weight``; the POA term covers referred matches only.
+            labels: ``(category, colour, num_categories)``: B int64 tensors (K_b,) of each
+                instance's category and colour index (-1 = none) and the number of category
+                names; with the layer's ``name_logits`` this adds the 'name' term.
         """
         cfg = self.cfg
         indices = self.matcher(layer, gt_masks)
@@ -255,7 +264,23 @@ class POACriterion(torch.nn.Module):
         ph = layer.phrase_embedding[b_idx[pos], q_idx[pos]].float()
         n_pos = num_masks if referred is None else max(float(pos.sum()), 1.0)
         out['poa'] = poa_loss(q, ph).sum() / n_pos
+        if labels is not None and getattr(layer, 'name_logits', None) is not None:
+            out['name'] = self._name_loss(layer.name_logits[b_idx, q_idx].float(), indices, labels)
         return out
+
+    @staticmethod
+    def _name_loss(logits: Tensor, indices, labels) -> Tensor:
+        """Cross-entropy of each matched query over the category names and over the colour
+        names (docs/method.md#name-alignment); instances without a label are ignored."""
+        category, colour, n_cat = labels
+        cat = torch.cat([category[b].to(logits.device)[j] for b, (_, j) in enumerate(indices)])
+        col = torch.cat([colour[b].to(logits.device)[j] for b, (_, j) in enumerate(indices)])
+        loss = logits.sum() * 0.0
+        if (cat >= 0).any():
+            loss = loss + F.cross_entropy(logits[:, :n_cat], cat, ignore_index=-1)
+        if logits.shape[1] > n_cat and (col >= 0).any():
+            loss = loss + F.cross_entropy(logits[:, n_cat:], col, ignore_index=-1)
+        return loss
 
     def merged_loss(self, merged_logits: Tensor, gt_masks: list[Tensor]) -> dict[str, Tensor]:
         """L_merged terms 'merged_bce', 'merged_dice' for (B, Hm, Wm) logits."""
@@ -274,6 +299,9 @@ class POACriterion(torch.nn.Module):
         no_target: Tensor,
         object_masks: list[Tensor] | None = None,
         object_referred: list[Tensor] | None = None,
+        object_category: list[Tensor] | None = None,
+        object_colour: list[Tensor] | None = None,
+        num_categories: int | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and its weighted parts.
 
@@ -286,6 +314,10 @@ class POACriterion(torch.nn.Module):
             object_masks, object_referred: every annotated object of each sample's image,
                 B tensors (K_b, H, W) and B bool tensors (K_b,); required when
                 ``instance_targets='all_objects'`` (ignored otherwise).
+            object_category, object_colour, num_categories: the objects' category and
+                colour indices (B int64 tensors (K_b,), -1 = none) and the number of
+                category names, for the name-alignment term (all_objects only; needs the
+                outputs' ``name_logits``).
         Returns:
             ``(loss, parts)``: scalar loss with gradient; ``parts`` maps names such as
             'score', 'bce_3', 'poa', 'merged_bce', 'nt' to weighted detached scalars
@@ -304,7 +336,7 @@ class POACriterion(torch.nn.Module):
                     f'sample {b}: no_target={bool(no_target[b])} but {m.shape[0]} '
                     'GT instances (drop targeted samples without masks)'
                 )
-        targets, referred = gt_masks, None
+        targets, referred, labels = gt_masks, None, None
         if cfg.instance_supervision and cfg.instance_targets == 'all_objects':
             if object_masks is None or object_referred is None:
                 raise ValueError(
@@ -318,6 +350,9 @@ class POACriterion(torch.nn.Module):
                         f'{int(r.sum())} referred objects'
                     )
             targets, referred = object_masks, object_referred
+            if object_category is not None and cfg.weight_name:
+                colour = object_colour or [torch.full_like(c, -1) for c in object_category]
+                labels = (object_category, colour, int(num_categories or 0))
         layers = [outputs]
         if cfg.deep_supervision:
             layers = [outputs, *outputs.aux_outputs]
@@ -330,10 +365,11 @@ class POACriterion(torch.nn.Module):
                 'bce': cfg.weight_bce,
                 'dice': cfg.weight_dice,
                 'poa': cfg.weight_phrase,
+                'name': cfg.weight_name,
             }
             for k, layer in enumerate(layers):
                 sfx = '' if k == 0 else f'_{k - 1}'
-                losses = self.layer_instance_loss(layer, targets, num_masks, referred)
+                losses = self.layer_instance_loss(layer, targets, num_masks, referred, labels)
                 for name, val in losses.items():
                     if w[name]:
                         parts[name + sfx] = cfg.weight_inst * w[name] * val

@@ -17,6 +17,7 @@ from poa_gres_ros.training.datasets.feature_cache import (
 )
 from poa_gres_ros.training.datasets.grefcoco import load_grefcoco
 from poa_gres_ros.training.datasets.gres_dataset import GresDataset, model_preprocess
+from poa_gres_ros.training.datasets.records import ObjectVocabulary
 from poa_gres_ros.training.datasets.refzom import load_refzom
 
 
@@ -81,6 +82,9 @@ def build_datasets(cfg: TrainConfig, model, device, is_main: bool, barrier):
 
     def make(splits, for_training, limit):
         records, masks = load_records(d, splits, for_training)
+        vocab = None
+        if with_objects and for_training:
+            vocab = ObjectVocabulary.of(masks.coco)
         if limit is not None:
             records = records[:limit]
         if not records:
@@ -95,6 +99,7 @@ def build_datasets(cfg: TrainConfig, model, device, is_main: bool, barrier):
                 model.config.text.max_tokens,
                 prep,
                 with_objects=with_objects and for_training,
+                vocabulary=vocab,
             )
         name = '+'.join(splits) + (f'-first{limit}' if limit is not None else '')
         cache_dir = os.path.join(cfg.cache_dir, name)
@@ -114,9 +119,34 @@ def build_datasets(cfg: TrainConfig, model, device, is_main: bool, barrier):
             cache = FeatureCache(cache_dir)
         cache.check(model.config, records)
         return CachedFeatureDataset(
-            records, masks, cache, size_hw, with_objects=with_objects and for_training
+            records,
+            masks,
+            cache,
+            size_hw,
+            with_objects=with_objects and for_training,
+            vocabulary=vocab,
         )
 
     train = make(list(d.train_splits), True, d.max_train_samples)
     val = make(list(d.val_splits), False, d.max_val_samples) if d.val_splits else None
     return train, val
+
+
+def name_features(model, vocabulary: ObjectVocabulary | None, device):
+    """Frozen text-encoder features of the vocabulary's names, for the name-alignment loss.
+
+    Returns:
+        ``(features, mask)``: (M, L, D_text) float and (M, L) int64 for the M =
+        ``len(vocabulary.texts)`` names, or ``(None, None)`` without a vocabulary or without
+        the model's name-alignment head.
+    """
+    import torch
+
+    from poa_gres_ros.training.datasets.gres_dataset import tokenize
+
+    if vocabulary is None or model.name_alignment is None or not vocabulary.texts:
+        return None, None
+    ids, mask = tokenize(model.tokenizer, list(vocabulary.texts), model.config.text.max_tokens)
+    ids, mask = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+    with torch.no_grad():
+        return model.encode_text(ids, mask).detach(), mask

@@ -35,8 +35,12 @@ from poa_gres_ros.training.checkpoint import (
 )
 from poa_gres_ros.training.config import TrainConfig
 from poa_gres_ros.training.criterion import POACriterion
-from poa_gres_ros.training.data_setup import build_datasets, build_model_for_training
-from poa_gres_ros.training.datasets.gres_dataset import collate_gres
+from poa_gres_ros.training.data_setup import (
+    build_datasets,
+    build_model_for_training,
+    name_features,
+)
+from poa_gres_ros.training.datasets.gres_dataset import OBJECT_KEYS, collate_gres
 from poa_gres_ros.training.datasets.grouped_sampler import ImageGroupedBatchSampler
 from poa_gres_ros.training.evaluate import evaluate_dataset, model_inputs, to_device
 from poa_gres_ros.training.optim import build_optimizer, build_scheduler, lr_factor
@@ -97,6 +101,11 @@ class Trainer:
             cfg, self.model, self.device, self.main, self._barrier
         )
         self.criterion = POACriterion(cfg.effective_criterion())
+        vocab = getattr(self.train_set, 'vocabulary', None)
+        self.num_categories = len(vocab.category_ids) if vocab is not None else 0
+        self.name_features, self.name_mask = (None, None)
+        if self.criterion.cfg.weight_name:
+            self.name_features, self.name_mask = name_features(self.model, vocab, self.device)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         per_step = cfg.batch_size * self.world
         self.drop_last = len(self.train_set) >= per_step
@@ -133,10 +142,12 @@ class Trainer:
         self.net = self.model
         if self.world > 1:
             # ablations leave some parameters without gradient (POA projections without the
-            # POA loss, the IA slope under hard selection)
+            # POA loss, the IA slope under hard selection), as does the name-alignment head
+            # when the data carries no object names
             crit = cfg.effective_criterion()
             find_unused = (
                 cfg.ablation != 'full'
+                or (self.name_features is None and self.model.name_alignment is not None)
                 or not crit.instance_supervision
                 or not all(
                     (crit.weight_phrase, crit.weight_score, crit.weight_merged, crit.weight_nt)
@@ -217,16 +228,20 @@ class Trainer:
         nt = batch['no_target'].to(self.device)
         objects = {
             k: [t.to(self.device, non_blocking=True) for t in batch[k]]
-            for k in ('object_masks', 'object_referred')
+            for k in OBJECT_KEYS
             if k in batch
         }
+        names = {}
+        if self.name_features is not None and 'object_category' in objects:
+            names = {'name_features': self.name_features, 'name_mask': self.name_mask}
+            objects['num_categories'] = self.num_categories
         ctx = (
             torch.autocast('cuda', dtype=self.amp_dtype)
             if self.amp_dtype is not None
             else contextlib.nullcontext()
         )
         with ctx:
-            out = self.net(**model_inputs(b))
+            out = self.net(**model_inputs(b), **names)
         loss, parts = self.criterion(out, gt, nt, **objects)
         if not torch.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)

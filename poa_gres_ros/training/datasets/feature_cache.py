@@ -216,6 +216,7 @@ class CachedFeatureDataset(Dataset):
         cache: the :class:`FeatureCache`.
         size_hw: network input (H, W) for the GT masks.
         with_objects: also yield every annotated object ('object_masks', 'object_referred').
+        vocabulary: an ``ObjectVocabulary`` for the objects' category and colour indices.
     """
 
     def __init__(
@@ -225,9 +226,11 @@ class CachedFeatureDataset(Dataset):
         cache: FeatureCache,
         size_hw: tuple[int, int],
         with_objects: bool = False,
+        vocabulary=None,
     ):
         self.records = list(records)
         self.with_objects = with_objects
+        self.vocabulary = vocabulary
         self.masks = masks
         self.cache = cache
         self.size_hw = (int(size_hw[0]), int(size_hw[1]))
@@ -240,11 +243,16 @@ class CachedFeatureDataset(Dataset):
         object of the sample's image, when ``with_objects`` (else nothing)."""
         if not self.with_objects:
             return {}
-        masks, referred = self.masks.objects(self.records[index], self.size_hw)
-        return {
+        rec = self.records[index]
+        masks, referred = self.masks.objects(rec, self.size_hw)
+        out = {
             'object_masks': torch.from_numpy(masks),
             'object_referred': torch.from_numpy(referred),
         }
+        if self.vocabulary is not None:
+            cat, col = self.masks.object_labels(rec, self.vocabulary)
+            out.update(object_category=torch.from_numpy(cat), object_colour=torch.from_numpy(col))
+        return out
 
     def gt_masks(self, index: int) -> np.ndarray:
         return self.masks.masks(self.records[index], self.size_hw)

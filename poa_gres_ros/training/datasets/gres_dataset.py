@@ -14,6 +14,8 @@ A batch (from :func:`collate_gres`) is a dict:
 * ``gt_masks``: list of B uint8 tensors (K_b, H, W) at the input size (K_b = 0: no target);
 * ``object_masks`` / ``object_referred`` (datasets built ``with_objects``): lists of B uint8
   tensors (K_b, H, W) with every annotated object of the image and B bool tensors (K_b,);
+  with a ``vocabulary`` also ``object_category`` / ``object_colour``: B int64 tensors (K_b,)
+  of indices into the vocabulary (-1 = unlabelled);
 * ``no_target``: (B,) bool; ``index``: (B,) int64 record indices.
 """
 
@@ -27,6 +29,8 @@ import torch
 from torch.utils.data import Dataset
 
 from poa_gres_ros.training.datasets.records import CocoMasks, GresRecord, read_rgb
+
+OBJECT_KEYS = ('object_masks', 'object_referred', 'object_category', 'object_colour')
 
 
 def tokenize(tokenizer, sentences: Sequence[str], max_tokens: int) -> tuple[np.ndarray, ...]:
@@ -75,6 +79,8 @@ class GresDataset(Dataset):
             :func:`model_preprocess`.
         with_objects: also yield every annotated object of the image ('object_masks',
             'object_referred'), for instance supervision of all objects.
+        vocabulary: an ``ObjectVocabulary``: with ``with_objects``, also yield each object's
+            category and colour index ('object_category', 'object_colour').
     """
 
     def __init__(
@@ -87,9 +93,11 @@ class GresDataset(Dataset):
         max_tokens: int,
         preprocess: Callable[[np.ndarray], torch.Tensor],
         with_objects: bool = False,
+        vocabulary=None,
     ):
         self.records = list(records)
         self.with_objects = with_objects
+        self.vocabulary = vocabulary
         self.masks = masks
         self.image_root = os.fspath(image_root)
         self.size_hw = (int(size_hw[0]), int(size_hw[1]))
@@ -106,11 +114,16 @@ class GresDataset(Dataset):
         object of the sample's image, when ``with_objects`` (else nothing)."""
         if not self.with_objects:
             return {}
-        masks, referred = self.masks.objects(self.records[index], self.size_hw)
-        return {
+        rec = self.records[index]
+        masks, referred = self.masks.objects(rec, self.size_hw)
+        out = {
             'object_masks': torch.from_numpy(masks),
             'object_referred': torch.from_numpy(referred),
         }
+        if self.vocabulary is not None:
+            cat, col = self.masks.object_labels(rec, self.vocabulary)
+            out.update(object_category=torch.from_numpy(cat), object_colour=torch.from_numpy(col))
+        return out
 
     def gt_masks(self, index: int) -> np.ndarray:
         """(K, H, W) uint8 instance masks of sample ``index`` at the input size."""
@@ -156,7 +169,7 @@ def collate_gres(batch: list[dict]) -> dict:
         'input_ids': torch.stack([b['input_ids'] for b in batch]),
         'attention_mask': torch.stack([b['attention_mask'] for b in batch]),
         'gt_masks': [b['gt_masks'] for b in batch],
-        **{k: [b[k] for b in batch] for k in ('object_masks', 'object_referred') if k in batch[0]},
+        **{k: [b[k] for b in batch] for k in OBJECT_KEYS if k in batch[0]},
         'no_target': torch.tensor([bool(b['no_target']) for b in batch]),
         'index': torch.tensor([int(b['index']) for b in batch], dtype=torch.int64),
     }

@@ -90,6 +90,37 @@ def load_coco(instances_path: str | os.PathLike):
         return COCO(os.fspath(instances_path))
 
 
+@dataclass(frozen=True)
+class ObjectVocabulary:
+    """The names of a dataset's object categories and colours (name alignment,
+    docs/method.md#name-alignment).
+
+    Attributes:
+        category_ids: COCO category ids, ascending; index k names ``category_names[k]``.
+        category_names: the noun users say for each category: the first of the category's
+            ``nouns`` (a tabletop extra) or its ``name`` with '_' read as a space.
+        colours: colour names of the annotations' ``colour`` field (a tabletop extra), sorted;
+            empty for datasets without colours (gRefCOCO).
+    """
+
+    category_ids: tuple[int, ...]
+    category_names: tuple[str, ...]
+    colours: tuple[str, ...]
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Category names then colour names: the rows of the name embeddings."""
+        return self.category_names + self.colours
+
+    @classmethod
+    def of(cls, coco) -> ObjectVocabulary:
+        """The vocabulary of a ``pycocotools.coco.COCO`` annotation set."""
+        cats = sorted(coco.cats.values(), key=lambda c: c['id'])
+        names = tuple((c.get('nouns') or [str(c['name']).replace('_', ' ')])[0] for c in cats)
+        colours = sorted({a['colour'] for a in coco.anns.values() if a.get('colour')})
+        return cls(tuple(c['id'] for c in cats), names, tuple(colours))
+
+
 class CocoMasks:
     """Rasterises referred instances of a COCO annotation set at a target size.
 
@@ -171,6 +202,22 @@ class CocoMasks:
             hit = self._objects_memo[key] = (ids, masks)
         ids, masks = hit
         return masks, np.array([a in record.ann_ids for a in ids], dtype=bool)
+
+    def object_labels(
+        self, record: GresRecord, vocabulary: ObjectVocabulary
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Category and colour of every object of ``objects`` (same order).
+
+        Returns:
+            ``(category, colour)``: (K,) int64 indices into ``vocabulary.category_ids`` and
+            ``vocabulary.colours``, -1 where the annotation has no such label.
+        """
+        cat_index = {c: k for k, c in enumerate(vocabulary.category_ids)}
+        col_index = {c: k for k, c in enumerate(vocabulary.colours)}
+        anns = [self.coco.anns[a] for a in self.object_ann_ids(record.image_id)]
+        cat = [cat_index.get(a.get('category_id'), -1) for a in anns]
+        col = [col_index.get(a.get('colour'), -1) for a in anns]
+        return np.array(cat, dtype=np.int64), np.array(col, dtype=np.int64)
 
 
 def _decode(rle) -> np.ndarray:
