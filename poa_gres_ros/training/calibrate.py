@@ -102,8 +102,8 @@ def calibrate_no_target(
     recs = dataset.records
     nt_prob = np.array([s['no_target_prob'] for s in res.samples])
     gt_nt = np.array([recs[s['index']].no_target for s in res.samples])
-    has_inst = np.array([s['outcome'] in ('TN', 'FN') for s in res.samples])
-    iou = np.array([s['iou'] if s['outcome'] == 'TN' else 0.0 for s in res.samples])
+    has_inst = np.array([s['num_pred'] > 0 for s in res.samples])
+    iou = np.array([s['iou'] if not s['pred_no_target'] else 0.0 for s in res.samples])
     t, giou = choose_threshold(nt_prob, gt_nt, iou, has_inst)
     half, _, _ = _scores(nt_prob, gt_nt, iou, has_inst, 0.5)
     _, n_acc, t_acc = _scores(nt_prob, gt_nt, iou, has_inst, t)

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
+from poa_gres_ros.training.calibrate import calibrate_no_target, shift_no_target_bias
 from poa_gres_ros.training.checkpoint import (
     ScalarLog,
     load_checkpoint,
@@ -334,16 +335,7 @@ class Trainer:
                     and cfg.checkpoint_every
                     and self.iteration % cfg.checkpoint_every == 0
                 ):
-                    save_checkpoint(
-                        cfg.output_dir,
-                        self.iteration,
-                        self.model,
-                        self.optimizer,
-                        self.scheduler,
-                        self.scaler,
-                        self.epoch,
-                        cfg.keep_checkpoints,
-                    )
+                    self._save_checkpoint()
                 if self.iteration >= self.max_iters:
                     break
             else:
@@ -361,21 +353,20 @@ class Trainer:
 
     def _finish(self, elapsed_s: float, iters_run: int) -> str | None:
         cfg = self.cfg
+        out, calibration = None, None
+        if self.main:
+            # the checkpoint keeps the uncalibrated weights, so a resumed run trains on them
+            self._save_checkpoint()
+            if self.val_set is not None and cfg.calibrate_no_target:
+                calibration = calibrate_no_target(
+                    self.model, self.val_set, batch_size=cfg.batch_size, device=self.device
+                )
+                shift_no_target_bias(self.model, calibration.bias_shift)
+                LOG.info('no-target calibration on val: %s', calibration.to_dict())
         metrics = self._eval_and_log() if self.val_set is not None else {}
-        out = None
         if self.main:
             from poa_gres_ros.modeling.io import save_model
 
-            save_checkpoint(
-                cfg.output_dir,
-                self.iteration,
-                self.model,
-                self.optimizer,
-                self.scheduler,
-                self.scaler,
-                self.epoch,
-                cfg.keep_checkpoints,
-            )
             out = str(save_model(self.model, os.path.join(cfg.output_dir, 'model')))
             summary = {
                 'iterations': self.iteration,
@@ -386,6 +377,7 @@ class Trainer:
                 'world_size': self.world,
                 'device': str(self.device),
                 'train_samples': len(self.train_set),
+                'no_target_calibration': calibration.to_dict() if calibration else None,
                 'val_metrics': metrics,
                 'model_dir': out,
             }
@@ -394,3 +386,15 @@ class Trainer:
             self.log.close()
         self._barrier()
         return out
+
+    def _save_checkpoint(self) -> None:
+        save_checkpoint(
+            self.cfg.output_dir,
+            self.iteration,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.scaler,
+            self.epoch,
+            self.cfg.keep_checkpoints,
+        )

@@ -1,0 +1,55 @@
+"""No-target calibration: the gIoU-maximising threshold, and folding it into the head's bias."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from poa_gres_ros.modeling import build_model
+from poa_gres_ros.modeling.text_encoder import tokenize
+from poa_gres_ros.training.calibrate import choose_threshold, shift_no_target_bias
+
+
+def test_threshold_maximises_giou_by_hand():
+    # two no-target samples (head prob 0.30, 0.40), two targeted with instances (0.10 with
+    # IoU 0.8, 0.25 with IoU 0.6) and one targeted without any instance (IoU irrelevant)
+    nt_prob = np.array([0.30, 0.40, 0.10, 0.25, 0.20])
+    gt_nt = np.array([True, True, False, False, False])
+    iou = np.array([0.0, 0.0, 0.8, 0.6, 0.9])
+    has_inst = np.array([True, True, True, True, False])
+    t, giou = choose_threshold(nt_prob, gt_nt, iou, has_inst)
+    # t in [0.25, 0.30): both no-target right, both targeted kept: (1 + 1 + 0.8 + 0.6 + 0) / 5;
+    # t in [0.10, 0.25) calls the 0.25 sample no-target (2.8 / 5); t in [0.30, 0.40) loses the
+    # first no-target sample (2.4 / 5); t >= 0.40, the default 0.5 included, loses both (1.4)
+    assert giou == pytest.approx(100 * 3.4 / 5)
+    assert 0.25 <= t < 0.30
+    assert t == pytest.approx(0.29)  # among the ties, the candidate closest to 0.5
+
+
+def test_no_samples_or_mismatched_lengths_raise():
+    with pytest.raises(ValueError):
+        choose_threshold([], [], [], [])
+    with pytest.raises(ValueError):
+        choose_threshold([0.1], [True, False], [0.0], [True])
+
+
+def test_bias_shift_moves_the_decision_point():
+    torch.manual_seed(0)
+    model = build_model('tiny')
+    tok = tokenize(model.tokenizer, ['the red mug', 'a duck', 'the purple cube'], 16)
+    images = torch.randn(3, 3, 64, 96)
+    with torch.no_grad():
+        before = model(images, tok.input_ids, tok.attention_mask, aux_outputs=False)
+    t = 0.2
+    shift_no_target_bias(model, -math.log(t / (1 - t)))
+    with torch.no_grad():
+        after = model(images, tok.input_ids, tok.attention_mask, aux_outputs=False)
+    assert torch.equal(after.no_target_prob > 0.5, before.no_target_prob > t)
+    # the logit difference moves by exactly the shift; everything else is unchanged
+    d_before = before.no_target_logits[:, 1] - before.no_target_logits[:, 0]
+    d_after = after.no_target_logits[:, 1] - after.no_target_logits[:, 0]
+    assert torch.allclose(d_after - d_before, torch.full((3,), -math.log(t / (1 - t))), atol=1e-5)
+    assert torch.equal(after.mask_logits, before.mask_logits)
