@@ -127,7 +127,7 @@ def test_config_of_the_first_format_keeps_its_architecture():
     d = get_preset('tiny').to_dict()
     assert d['format'] == CONFIG_FORMAT != 'poa_gres_ros.model_config/1'
     for section, keys in {
-        'decoder': ('text_norm', 'text_update_gate', 'mask_position'),
+        'decoder': ('text_norm', 'text_update_gate', 'mask_position', 'mask_pooling'),
         'heads': ('relevance', 'no_target_stats'),
     }.items():
         for k in keys:

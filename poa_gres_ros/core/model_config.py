@@ -30,6 +30,7 @@ LEGACY_FORMATS = {
             'text_norm': False,
             'text_update_gate': False,
             'mask_position': False,
+            'mask_pooling': (),
             'aux_mask_downsample': 1,
         },
         'heads': {'relevance': 'linear', 'no_target_stats': False, 'name_alignment': False},
@@ -173,6 +174,10 @@ class DecoderConfig:
             spread, area) to its position embedding before every layer, so self-attention
             can compare where and how big the candidates are ("left of", "second from the
             right", "the biggest"); docs/method.md#mask-position.
+        mask_pooling: backbone levels that each query's current mask average-pools before
+            every layer; the pooled, normalised features are mapped to C and added to the
+            query, so it holds what its object looks like (docs/method.md#mask-pooling).
+            Empty = off.
         aux_mask_downsample: the auxiliary (deep-supervision) predictions are made from F_mask
             resized by 1/this (2: stride 8 instead of 4, a quarter of the mask-head cost of
             training; 1: full resolution as Mask2Former). Inference never computes them.
@@ -191,6 +196,7 @@ class DecoderConfig:
     text_update_gate: bool = True
     masked_attention: bool = True
     mask_position: bool = True
+    mask_pooling: tuple[str, ...] = ('res3', 'res4', 'res5')
     aux_mask_downsample: int = 2
 
 
@@ -304,6 +310,14 @@ class POAConfig:
             raise ValueError(
                 f'decoder.hidden_dim={dec.hidden_dim} must be divisible by '
                 f'decoder.num_heads={dec.num_heads}'
+            )
+        bad_levels = [
+            lvl for lvl in dec.mask_pooling if lvl not in ('res2', 'res3', 'res4', 'res5')
+        ]
+        if bad_levels or len(set(dec.mask_pooling)) != len(dec.mask_pooling):
+            raise ValueError(
+                f'decoder.mask_pooling={tuple(dec.mask_pooling)}: distinct levels from '
+                "'res2', 'res3', 'res4', 'res5'"
             )
         if dec.aux_mask_downsample not in (1, 2, 4):
             raise ValueError(

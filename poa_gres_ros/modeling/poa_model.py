@@ -72,7 +72,12 @@ class POAModel(nn.Module):
         pd = config.pixel_decoder
         self.pixel_decoder = MSDeformAttnPixelDecoder(pd, backbone.out_channels)
         self.decoder = POATransformerDecoder(
-            config.decoder, config.heads, pd.conv_dim, pd.mask_dim, self.text_hidden_size
+            config.decoder,
+            config.heads,
+            pd.conv_dim,
+            pd.mask_dim,
+            self.text_hidden_size,
+            dict(backbone.out_channels),
         )
         hc = config.heads
         self.no_target_head = NoTargetHead(
@@ -229,7 +234,13 @@ class POAModel(nn.Module):
         if image_index is not None:
             image_index = image_index.to(mask_features.device).long()
         layers = self.decoder(
-            multi_scale, mask_features, text_features, attention_mask, aux_outputs, image_index
+            multi_scale,
+            mask_features,
+            text_features,
+            attention_mask,
+            aux_outputs,
+            image_index,
+            backbone_features=features,
         )
         last = layers[-1]
         nt_logits = self.no_target_head(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from poa_gres_ros.core.model_config import DecoderConfig, HeadConfig
-from poa_gres_ros.modeling.common import FFN, Attention, PositionEmbeddingSine
+from poa_gres_ros.modeling.common import FFN, MLP, Attention, PositionEmbeddingSine
 from poa_gres_ros.modeling.heads import (
     PredictionHeads,
     attention_keep_mask,
@@ -142,6 +142,43 @@ class MaskPositionEmbedding(nn.Module):
         return self.proj(torch.cat([x.sin(), x.cos()], -1).flatten(-2))
 
 
+class MaskPooledFeatures(nn.Module):
+    """Object descriptors (docs/method.md#mask-pooling): each query's current mask, as
+    weights ``sigmoid(S)``, averages the frozen backbone's feature maps; the per-level averages
+    are normalised, concatenated and mapped to C by a 2-layer MLP whose last layer starts at
+    zero (a new model starts without them).
+
+    Args:
+        in_channels: backbone channels per level ('res2'..'res5' -> C_l).
+        levels: the levels pooled, e.g. ('res3', 'res4', 'res5').
+        dim: C.
+    """
+
+    def __init__(self, in_channels: dict[str, int], levels: tuple[str, ...], dim: int):
+        super().__init__()
+        self.levels = tuple(levels)
+        self.norms = nn.ModuleList(nn.LayerNorm(in_channels[lvl]) for lvl in self.levels)
+        self.proj = MLP(sum(in_channels[lvl] for lvl in self.levels), dim, dim, 2)
+        nn.init.zeros_(self.proj.layers[-1].weight)
+        nn.init.zeros_(self.proj.layers[-1].bias)
+
+    def forward(
+        self, mask_logits: Tensor, features: dict[str, Tensor], image_index: Tensor | None
+    ) -> Tensor:
+        """mask_logits (B, N, h, w) (detached here); features: level -> (B_img, C_l, H_l,
+        W_l); image_index (B,) int64 or None (B_img = B). Returns (B, N, C)."""
+        w = mask_logits.detach().sigmoid()
+        parts = []
+        for lvl, norm in zip(self.levels, self.norms):
+            f = features[lvl].to(w.dtype)
+            if image_index is not None:
+                f = f[image_index]
+            m = F.interpolate(w, size=f.shape[-2:], mode='bilinear', align_corners=False)
+            pooled = torch.einsum('bnhw,bchw->bnc', m, f) / (m.sum((-2, -1))[..., None] + 1e-6)
+            parts.append(norm(pooled))
+        return self.proj(torch.cat(parts, -1))
+
+
 class POATransformerDecoder(nn.Module):
     """Queries, decoder layers and the per-layer prediction heads.
 
@@ -149,10 +186,17 @@ class POATransformerDecoder(nn.Module):
         cfg: DecoderConfig. head_cfg: HeadConfig.
         in_dim: channels of the pixel decoder's multi-scale maps. mask_dim: channels of F_mask.
         text_dim: D_text, hidden size of the text encoder (read from its config).
+        backbone_channels: the backbone's channels per level (for ``mask_pooling``).
     """
 
     def __init__(
-        self, cfg: DecoderConfig, head_cfg: HeadConfig, in_dim: int, mask_dim: int, text_dim: int
+        self,
+        cfg: DecoderConfig,
+        head_cfg: HeadConfig,
+        in_dim: int,
+        mask_dim: int,
+        text_dim: int,
+        backbone_channels: dict[str, int] | None = None,
     ):
         super().__init__()
         dim = cfg.hidden_dim
@@ -170,6 +214,11 @@ class POATransformerDecoder(nn.Module):
         self.query_embed = nn.Embedding(cfg.num_queries, dim)
         self.layers = nn.ModuleList(POADecoderLayer(cfg) for _ in range(cfg.num_layers))
         self.mask_position = MaskPositionEmbedding(dim) if cfg.mask_position else None
+        self.mask_pooling = None
+        if cfg.mask_pooling:
+            if backbone_channels is None:
+                raise ValueError('decoder.mask_pooling needs the backbone channels')
+            self.mask_pooling = MaskPooledFeatures(backbone_channels, cfg.mask_pooling, dim)
         self.heads = PredictionHeads(head_cfg, dim, mask_dim, cfg.num_queries)
 
     def embed_texts(self, text_features: Tensor, attention_mask: Tensor) -> Tensor:
@@ -193,21 +242,24 @@ class POATransformerDecoder(nn.Module):
         attention_mask: Tensor,
         aux: bool = True,
         image_index: Tensor | None = None,
+        backbone_features: dict[str, Tensor] | None = None,
     ) -> list[dict[str, Tensor]]:
         """multi_scale: 3 maps (B_img, C_in, h_l, w_l), strides 32, 16, 8; mask_features
         (B_img, D, Hm, Wm); text_features (B, L, D_text) raw encoder output; attention_mask
         (B, L); image_index (B,) int64: the image of each sentence (None: B_img = B, in order;
-        the visual projections then run once per image, not once per sentence).
+        the visual projections then run once per image, not once per sentence);
+        backbone_features: the backbone's maps 'res2'..'res5', one per image (B_img, C_l,
+        H_l, W_l), needed by ``mask_pooling``.
 
         Returns num_layers + 1 prediction dicts (see ``PredictionHeads.forward``), the one
         before layer 1 first. The earlier (auxiliary) dicts are computed from F_mask resized
         by ``1 / aux_mask_downsample`` (their losses are point-sampled at normalised
-        coordinates, so only the resolution changes). With ``aux=False`` (inference) the
-        earlier dicts hold only the 'mask_logits' that the next layer's masked attention
-        needs, computed directly at that
-        layer's feature size from bilinearly resized F_mask: the mask logits are linear in
-        F_mask, so this equals Mask2Former's resize of the full stride-4 logits (up to float
-        rounding) at a fraction of the cost.
+        coordinates, so only the resolution changes); with ``aux=False`` (inference) they are
+        empty. The mask that guides each layer (masked attention, mask position, mask
+        pooling) is the previous prediction computed directly at that layer's feature size
+        from bilinearly resized F_mask, in training and inference alike: the mask logits are
+        linear in F_mask, so this equals Mask2Former's resize of the full stride-4 logits (up
+        to float rounding) at a fraction of the cost.
         """
         b = text_features.shape[0]
         memories, memory_keys, sizes = [], [], []
@@ -223,8 +275,13 @@ class POATransformerDecoder(nn.Module):
         q_pos = self.query_embed.weight[None]
 
         last = len(self.layers)
+        if self.mask_pooling is not None and backbone_features is None:
+            raise ValueError('decoder.mask_pooling needs backbone_features')
+        # the mask that guides layer j (masked attention, mask position, mask pooling) is the
+        # previous prediction computed directly at layer j's level from resized F_mask (mask
+        # logits are linear in F_mask), the same in training and inference
         small = []
-        if not aux and (self.cfg.masked_attention or self.mask_position is not None):
+        if self.cfg.masked_attention or self.mask_position is not None or self.mask_pooling:
             small = [
                 F.interpolate(mask_features, size=size, mode='bilinear', align_corners=False)
                 for size in sizes
@@ -249,19 +306,18 @@ class POATransformerDecoder(nn.Module):
                 return self.heads(q, mask_features, text, token_mask)
             if aux:
                 return self.heads(q, aux_features, text, token_mask)
-            if not small:
-                return {}
-            return {'mask_logits': self.heads.mask_logits(q, small[i % self.num_levels])}
+            return {}
 
         outputs = [predict(0, q, text)]
         for i, layer in enumerate(self.layers):
             lvl = i % self.num_levels
-            keep = None
-            if self.cfg.masked_attention:
-                keep = attention_keep_mask(outputs[-1]['mask_logits'], sizes[lvl])
+            guide = self.heads.mask_logits(q, small[lvl]) if small else None
+            keep = attention_keep_mask(guide, sizes[lvl]) if self.cfg.masked_attention else None
             pos = q_pos
             if self.mask_position is not None:
-                pos = q_pos + self.mask_position(mask_geometry(outputs[-1]['mask_logits']))
+                pos = q_pos + self.mask_position(mask_geometry(guide))
+            if self.mask_pooling is not None:
+                q = q + self.mask_pooling(guide, backbone_features, image_index)
             q, text = layer(
                 q, pos, memory_keys[lvl], memories[lvl], keep, text, text_keep, image_index
             )
