@@ -173,8 +173,7 @@ def test_frozen_parts_get_no_gradient_and_stay_in_eval():
     for name, p in model.named_parameters():
         frozen = name.startswith(('backbone.body.', 'text_encoder.'))
         assert p.requires_grad != frozen, name
-        if not name.startswith('name_alignment.'):  # used only with name features
-            assert (p.grad is None) == frozen, name
+        assert (p.grad is None) == frozen, name
     # frozen but randomly initialised parts are still stored in model folders
     assert model.external_prefixes == ()
 

@@ -223,9 +223,10 @@ class HeadConfig:
             LN(Q_i)) or 'agreement' (an MLP on Q_i, its phrase P_i and their product).
         no_target_hidden: hidden width of the no-target MLP [Q_global; T_sen] -> hidden -> 2.
         no_target_stats: also feed max_i p_i and sum_i p_i to the no-target MLP.
-        name_alignment: a training-only head that scores each query against the names of
-            the dataset's object categories and colours in the decoder's text space
-            (docs/method.md#name-alignment); the criterion's name loss needs it.
+        name_alignment: a head that scores each query against the names of the dataset's
+            object categories and colours in the decoder's text space, trained by the
+            criterion's name loss, and whose word matches with the instruction feed the
+            agreement relevance head (docs/method.md#name-alignment).
         blank_mask_on_no_target: not read any more: post-processing always answers no-target
             with no instance and an empty mask (docs/postprocessing.md); kept so that saved
             configs load.

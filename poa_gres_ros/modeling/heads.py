@@ -134,27 +134,32 @@ class NoTargetHead(nn.Module):
 
 class AgreementRelevance(nn.Module):
     """Relevance logits from the agreement of each query with its phrase
-    (docs/method.md#relevance): ``MLP([Q_i ; P_i ; Q_i * W P_i])`` (2 layers), so a query is
-    relevant when what it holds agrees with the words it attends to, not because of its slot.
+    (docs/method.md#relevance): ``MLP([Q_i ; P_i ; Q_i * W P_i (; word matches)])`` (2
+    layers), so a query is relevant when what it holds agrees with the words it attends to,
+    not because of its slot. With name alignment, two word-match features in the name space
+    join: ``sum_t R_it A_it`` and ``max_t A_it`` (``NameAlignment.word_matches``).
 
     Args:
-        dim: C.
+        dim: C. extra: number of extra features (0 or 2).
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, extra: int = 0):
         super().__init__()
         self.phrase_proj = nn.Linear(dim, dim)
-        self.mlp = MLP(3 * dim, dim, 1, 2)
+        self.mlp = MLP(3 * dim + extra, dim, 1, 2)
 
     @property
     def output_layer(self) -> nn.Linear:
         """The last linear layer (its bias sets the prior of every relevance logit)."""
         return self.mlp.layers[-1]
 
-    def forward(self, queries: Tensor, phrase: Tensor) -> Tensor:
-        """queries (B, N, C) normed Q; phrase (B, N, C) P; returns (B, N) logits."""
-        agree = queries * self.phrase_proj(phrase)
-        return self.mlp(torch.cat([queries, phrase, agree], -1)).squeeze(-1)
+    def forward(self, queries: Tensor, phrase: Tensor, extra: Tensor | None = None) -> Tensor:
+        """queries (B, N, C) normed Q; phrase (B, N, C) P; extra (B, N, E) further features
+        (the name-space word matches) or None; returns (B, N) logits."""
+        parts = [queries, phrase, queries * self.phrase_proj(phrase)]
+        if extra is not None:
+            parts.append(extra)
+        return self.mlp(torch.cat(parts, -1)).squeeze(-1)
 
 
 class NameAlignment(nn.Module):
@@ -163,8 +168,11 @@ class NameAlignment(nn.Module):
 
     ``logits[b, n, m] = exp(s) * cos(W Q_{b,n}, E_m)``, where ``E_m`` is the mean of the
     decoder-projected text tokens of name m (``POATransformerDecoder.embed_texts``) and s a
-    learnt log-scale (init log 10). Training only: the criterion asks each matched query for
-    its object's category and colour among these names.
+    learnt log-scale (init log 10). The criterion asks each matched query for its object's
+    category and colour among these names.
+
+    With name alignment on, the relevance head also reads ``word_matches``, so the head is
+    part of the inference graph; only ``forward`` (the vocabulary logits) is training-only.
 
     Args:
         dim: C.
@@ -180,6 +188,24 @@ class NameAlignment(nn.Module):
         q = F.normalize(self.proj(queries), dim=-1)
         return self.log_scale.exp() * torch.einsum('bnc,mc->bnm', q, F.normalize(names, dim=-1))
 
+    def word_matches(
+        self, queries: Tensor, text: Tensor, token_attention: Tensor, token_mask: Tensor
+    ) -> Tensor:
+        """How well the instruction's words name each query, in the name space.
+
+        ``A_it = exp(s) cos(W Q_i, T_t)`` for the real tokens t of the instruction (the space
+        the name loss trains: a word that names the object's category or colour scores
+        high). Returns (B, N, 2): ``sum_t R_it A_it`` (the words the query attends to) and
+        ``max_t A_it`` (the best-matching word), from queries (B, N, C), text (B, L, C),
+        token_attention R (B, N, L) and token_mask (B, L) bool.
+        """
+        q = F.normalize(self.proj(queries), dim=-1)
+        sim = self.log_scale.exp() * torch.einsum('bnc,blc->bnl', q, F.normalize(text, dim=-1))
+        keep = token_mask[:, None, :]
+        attended = (token_attention * sim).sum(-1)
+        best = sim.masked_fill(~keep, torch.finfo(sim.dtype).min).amax(-1)
+        return torch.stack([attended, best], -1)
+
 
 class PredictionHeads(nn.Module):
     """Heads applied to every supervised decoder layer: mask, relevance, POA and IA.
@@ -193,8 +219,12 @@ class PredictionHeads(nn.Module):
         self.cfg = cfg
         self.norm = nn.LayerNorm(dim)
         self.mask_embed = MLP(dim, dim, mask_dim, cfg.mask_mlp_layers)
+        self.names = NameAlignment(dim) if cfg.name_alignment else None
         # 'linear': p = sigmoid(w^T Q + b); 'agreement': AgreementRelevance
-        self.relevance = nn.Linear(dim, 1) if cfg.relevance == 'linear' else AgreementRelevance(dim)
+        extra = 2 if self.names is not None else 0
+        self.relevance = (
+            nn.Linear(dim, 1) if cfg.relevance == 'linear' else AgreementRelevance(dim, extra)
+        )
         self.aggregation = InstanceAggregation(cfg, num_queries)
 
     @property
@@ -223,7 +253,10 @@ class PredictionHeads(nn.Module):
         if isinstance(self.relevance, nn.Linear):
             relevance_logits = self.relevance(q).squeeze(-1)
         else:
-            relevance_logits = self.relevance(q, phrase)
+            extra = None
+            if self.names is not None:
+                extra = self.names.word_matches(q, text, attn, token_mask)
+            relevance_logits = self.relevance(q, phrase, extra)
         merged = self.aggregation(mask_logits, relevance_logits.sigmoid())
         return {
             'queries': q,

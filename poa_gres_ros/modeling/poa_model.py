@@ -83,9 +83,6 @@ class POAModel(nn.Module):
         self.no_target_head = NoTargetHead(
             config.decoder.hidden_dim, hc.no_target_hidden, hc.q_global, hc.no_target_stats
         )
-        self.name_alignment = (
-            NameAlignment(config.decoder.hidden_dim) if hc.name_alignment else None
-        )
         prefixes = []
         if config.backbone.frozen:
             self.backbone.body.requires_grad_(False)
@@ -97,6 +94,11 @@ class POAModel(nn.Module):
                 prefixes.append('text_encoder.')
         self.external_prefixes = tuple(prefixes)
         self.train(False)
+
+    @property
+    def name_alignment(self) -> NameAlignment | None:
+        """The object-name alignment head (``heads.name_alignment``), or None."""
+        return self.decoder.heads.names
 
     # --- modes and state ---------------------------------------------------------------
     def train(self, mode: bool = True) -> POAModel:
