@@ -53,3 +53,39 @@ def test_bias_shift_moves_the_decision_point():
     d_after = after.no_target_logits[:, 1] - after.no_target_logits[:, 0]
     assert torch.allclose(d_after - d_before, torch.full((3,), -math.log(t / (1 - t))), atol=1e-5)
     assert torch.equal(after.mask_logits, before.mask_logits)
+
+
+def test_relevance_offset_moves_only_the_reported_relevance_and_survives_saving(tmp_path):
+    from poa_gres_ros.modeling.io import load_model, save_model
+    from poa_gres_ros.training.calibrate import Calibration, NoTargetCalibration, apply_calibration
+
+    torch.manual_seed(0)
+    model = build_model('tiny')
+    tok = tokenize(model.tokenizer, ['the red mug', 'a duck'], 16)
+    images = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        before = model(images, tok.input_ids, tok.attention_mask, aux_outputs=False)
+    r, t = 0.2, 0.3
+    nt = NoTargetCalibration(t, -math.log(t / (1 - t)), 2, 0.0, 0.0, None, None)
+    cal = Calibration(r, -math.log(r / (1 - r)), nt, {r: 0.0})
+    apply_calibration(model, cal)
+    apply_calibration(model, cal)  # composes: the odds of the threshold multiply
+    with torch.no_grad():
+        after = model(images, tok.input_ids, tok.attention_mask, aux_outputs=False)
+        text = model.encode_text(tok.input_ids, tok.attention_mask)
+        vision = model.vision_outputs(images, text, tok.attention_mask)
+    odds = (r / (1 - r)) ** 2
+    r2 = odds / (1 + odds)
+    assert torch.equal(after.relevance > 0.5, before.relevance > r2)
+    assert torch.allclose(after.relevance_logits, before.relevance_logits)
+    # the trained behaviour is the same: masks, merged mask, raw logits
+    assert torch.equal(after.mask_logits, before.mask_logits)
+    assert torch.equal(after.merged_mask_logits, before.merged_mask_logits)
+    assert torch.allclose(vision['relevance'], after.relevance, atol=1e-6)
+    folder = save_model(model, tmp_path / 'm')
+    loaded = load_model(folder)
+    assert loaded.config.heads.relevance_offset == pytest.approx(2 * cal.relevance_offset)
+    with torch.no_grad():
+        again = loaded(images, tok.input_ids, tok.attention_mask, aux_outputs=False)
+    assert torch.allclose(again.relevance, after.relevance, atol=1e-6)
+    assert torch.allclose(again.no_target_prob, after.no_target_prob, atol=1e-6)

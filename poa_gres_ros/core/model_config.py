@@ -227,6 +227,12 @@ class HeadConfig:
             object categories and colours in the decoder's text space, trained by the
             criterion's name loss, and whose word matches with the instruction feed the
             agreement relevance head (docs/method.md#name-alignment).
+        relevance_offset: added to every final relevance logit in the relevance the model
+            reports, ``p = sigmoid(logit + relevance_offset)`` (``POAOutput.relevance``, the
+            exported graphs, the node); set by the calibration on a validation split
+            (training/calibrate.py, docs/method.md#calibration) so that the product's 0.5
+            relevance threshold is the validated one. Aggregation, the no-target head and the
+            training losses use the raw logits, so the offset changes no trained behaviour.
         blank_mask_on_no_target: not read any more: post-processing always answers no-target
             with no instance and an empty mask (docs/postprocessing.md); kept so that saved
             configs load.
@@ -246,6 +252,7 @@ class HeadConfig:
     no_target_hidden: int = 256
     no_target_stats: bool = True
     name_alignment: bool = True
+    relevance_offset: float = 0.0
     blank_mask_on_no_target: bool = True
 
 

@@ -26,6 +26,9 @@ class POALayerOutput:
             (docs/method.md#phrase-object-alignment).
         merged_mask_logits: (B, Hm, Wm) pre-sigmoid of the aggregated mask M_k
             (docs/method.md#aggregation).
+        name_logits: (B, N, M) object-name scores (training only) or None.
+        relevance_offset: ``heads.relevance_offset`` of the final layer's reported relevance
+            (0 for the earlier layers).
     """
 
     mask_logits: Tensor
@@ -36,10 +39,14 @@ class POALayerOutput:
     phrase_embedding: Tensor
     merged_mask_logits: Tensor
     name_logits: Tensor | None = None
+    relevance_offset: float = 0.0
 
     @property
     def relevance(self) -> Tensor:
-        """(B, N) relevance scores p in [0, 1]."""
+        """(B, N) reported relevance scores ``p = sigmoid(relevance_logits + relevance_offset)``
+        in [0, 1] (the calibrated score that post-processing thresholds)."""
+        if self.relevance_offset:
+            return (self.relevance_logits + self.relevance_offset).sigmoid()
         return self.relevance_logits.sigmoid()
 
     @property

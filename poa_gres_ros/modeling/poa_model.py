@@ -255,7 +255,10 @@ class POAModel(nn.Module):
         if aux_outputs:
             aux = [POALayerOutput(**{k: d[k] for k in _LAYER_FIELDS}) for d in layers[:-1]]
         return POAOutput(
-            **{k: last[k] for k in _LAYER_FIELDS}, no_target_logits=nt_logits, aux_outputs=aux
+            **{k: last[k] for k in _LAYER_FIELDS},
+            relevance_offset=float(self.config.heads.relevance_offset),
+            no_target_logits=nt_logits,
+            aux_outputs=aux,
         )
 
     def vision_outputs(

@@ -3,7 +3,7 @@
 - ``cli``: the entry point and verb discovery.
 - ``info``: environment, versions, backends and models.
 - ``init_model``: a fresh model folder for a preset.
-- ``train``, ``eval``: training and evaluation.
+- ``train``, ``eval``, ``calibrate``: training, evaluation, threshold calibration on val.
 - ``segment``: one image and an instruction to masks and an overlay.
 - ``export``, ``build_engine``: ONNX export and TensorRT engines.
 - ``make_dataset``, ``make_bag``: rendered tabletop datasets and bags.

@@ -1,4 +1,4 @@
-"""No-target calibration on a validation split, folded into the no-target head's bias.
+"""Relevance and no-target calibration on a validation split, folded into the model.
 
 The no-target head is trained with a plain cross-entropy, so its 0.5 point depends on the
 no-target share of the training data and on how well the rest of the model separates the cases.
@@ -10,6 +10,16 @@ is kept). ``shift_no_target_bias`` then moves the head's no-target logit by ``-l
 ``softmax > 0.5`` after the shift is exactly ``softmax > t`` before it: every consumer (the
 node's ``no_target_threshold`` default 0.5, ONNX Runtime, TensorRT, evaluation) gets the
 calibrated decision with no extra parameter. Never calibrate on a test split.
+
+The relevance head is trained with a binary cross-entropy against "this query's object is
+referred", and early in training its probabilities rarely reach 0.5, so the product's 0.5
+relevance threshold keeps no instance and every answer becomes no-target. ``calibrate``
+therefore also chooses the relevance threshold r: for every r in ``RELEVANCE_CANDIDATES`` it
+runs the no-target calibration above with that r and keeps the pair with the highest gIoU
+(ties: r closest to 0.5). ``apply_calibration`` stores ``-logit(r)`` in
+``heads.relevance_offset`` (added to the reported relevance logit only, see
+core/model_config.py) and shifts the no-target bias. Both compose: calibrating a calibrated
+model again moves nothing when the optimum stays where it is.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import torch
 from poa_gres_ros.core.thresholds import Thresholds
 
 CANDIDATES = tuple(float(t) for t in np.round(np.linspace(0.05, 0.95, 91), 3))
+RELEVANCE_CANDIDATES = tuple(float(t) for t in np.round(np.linspace(0.05, 0.7, 14), 3))
 
 
 @dataclass(frozen=True)
@@ -116,3 +127,66 @@ def shift_no_target_bias(model, bias_shift: float) -> None:
     ``softmax(logits)[1] > 0.5`` afterwards equals ``> sigmoid(-bias_shift)`` before."""
     last = model.no_target_head.mlp.layers[-1]
     last.bias[1] += float(bias_shift)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Result of :func:`calibrate`: the chosen relevance threshold and, for it, the no-target
+    calibration.
+
+    Attributes:
+        relevance_threshold: chosen r on the reported relevance (before the offset).
+        relevance_offset: ``-logit(r)``, added to ``heads.relevance_offset``.
+        no_target: the no-target calibration at r.
+        giou_per_relevance: {r: gIoU} of every candidate (percent).
+    """
+
+    relevance_threshold: float
+    relevance_offset: float
+    no_target: NoTargetCalibration
+    giou_per_relevance: dict[float, float]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def calibrate(
+    model,
+    dataset,
+    thresholds: Thresholds | None = None,
+    batch_size: int = 8,
+    device='cpu',
+    relevance_candidates: tuple[float, ...] = RELEVANCE_CANDIDATES,
+) -> Calibration:
+    """Choose the relevance and no-target thresholds on ``dataset`` (a validation split).
+
+    One evaluation of the split per relevance candidate (about 14 x the time of evaluating
+    it once). The model is not changed; see :func:`apply_calibration`.
+
+    Raises:
+        ValueError: no relevance candidates, or a candidate outside (0, 1).
+    """
+    if not relevance_candidates or not all(0 < r < 1 for r in relevance_candidates):
+        raise ValueError(f'relevance candidates must lie in (0, 1): {relevance_candidates}')
+    base = thresholds or Thresholds()
+    results = {
+        r: calibrate_no_target(model, dataset, replace(base, relevance=r), batch_size, device)
+        for r in relevance_candidates
+    }
+    best = max(results, key=lambda r: (round(results[r].giou, 9), -abs(r - 0.5)))
+    return Calibration(
+        best,
+        -math.log(best / (1 - best)),
+        results[best],
+        {r: c.giou for r, c in results.items()},
+    )
+
+
+@torch.no_grad()
+def apply_calibration(model, calibration: Calibration) -> None:
+    """Fold ``calibration`` into ``model`` in place: ``heads.relevance_offset`` grows by the
+    relevance offset (the model's config, so saving the model keeps it) and the no-target
+    logit by the no-target shift."""
+    heads = model.config.heads
+    heads.relevance_offset = float(heads.relevance_offset) + calibration.relevance_offset
+    shift_no_target_bias(model, calibration.no_target.bias_shift)

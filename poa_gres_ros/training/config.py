@@ -142,9 +142,9 @@ class TrainConfig:
         keep_checkpoints: newest checkpoints kept.
         num_threads: torch CPU threads (None = torch default).
         progress: tqdm progress bar on rank 0.
-        calibrate_no_target: at the end, choose the no-target threshold on the validation
-            split and fold it into the no-target head (``training/calibrate.py``); the saved
-            checkpoint keeps the uncalibrated weights.
+        calibrate: at the end, choose the relevance and no-target thresholds on the
+            validation split and fold them into the saved model (``training/calibrate.py``,
+            docs/method.md#calibration); the checkpoint keeps the uncalibrated weights.
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -167,7 +167,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     num_threads: int | None = None
     progress: bool = True
-    calibrate_no_target: bool = True
+    calibrate: bool = True
 
     def __post_init__(self):
         self.validate()

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from poa_gres_ros.training.calibrate import calibrate_no_target, shift_no_target_bias
+from poa_gres_ros.training.calibrate import apply_calibration, calibrate
 from poa_gres_ros.training.checkpoint import (
     ScalarLog,
     load_checkpoint,
@@ -357,12 +357,12 @@ class Trainer:
         if self.main:
             # the checkpoint keeps the uncalibrated weights, so a resumed run trains on them
             self._save_checkpoint()
-            if self.val_set is not None and cfg.calibrate_no_target:
-                calibration = calibrate_no_target(
+            if self.val_set is not None and cfg.calibrate:
+                calibration = calibrate(
                     self.model, self.val_set, batch_size=cfg.batch_size, device=self.device
                 )
-                shift_no_target_bias(self.model, calibration.bias_shift)
-                LOG.info('no-target calibration on val: %s', calibration.to_dict())
+                apply_calibration(self.model, calibration)
+                LOG.info('calibration on val: %s', calibration.to_dict())
         metrics = self._eval_and_log() if self.val_set is not None else {}
         if self.main:
             from poa_gres_ros.modeling.io import save_model
@@ -377,7 +377,7 @@ class Trainer:
                 'world_size': self.world,
                 'device': str(self.device),
                 'train_samples': len(self.train_set),
-                'no_target_calibration': calibration.to_dict() if calibration else None,
+                'calibration': calibration.to_dict() if calibration else None,
                 'val_metrics': metrics,
                 'model_dir': out,
             }
