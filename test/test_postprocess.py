@@ -192,7 +192,7 @@ def tiny_eval(tmp_path_factory):
     return root, model, ds
 
 
-@pytest.mark.parametrize('relevance', [0.3, 0.52])
+@pytest.mark.parametrize('relevance', [0.3, 0.465])
 def test_evaluation_and_the_predictor_give_the_same_answers(tiny_eval, relevance):
     """Evaluation batches four sentences through ``POAModel.forward`` (tokens padded to
     max_tokens); the Predictor runs one image at a time through the two-stage torch backend.
@@ -234,5 +234,6 @@ def test_evaluation_and_the_predictor_give_the_same_answers(tiny_eval, relevance
     assert differing <= 1e-4 * pixels, (differing, pixels)
     if relevance == 0.3:  # every query of the untrained model passes: several instances
         assert kinds == {(False, True)}
-    else:  # relevance straddles 0.52: some sentences keep no query and become no-target
+    else:  # the untrained model's best relevance per sentence lies in 0.454-0.480, so
+        # at 0.465 some sentences keep no query and become no-target
         assert {nt for nt, _ in kinds} == {True, False}
