@@ -24,6 +24,10 @@ An arm is ``NAME=SETTINGS``: ``;``-separated ``key=value`` training-config overr
 values, dotted keys as ``poa-gres train --set``), or ``@before`` for the design before the
 grounding changes (post-norm text update, linear relevance, referred-only matching), or empty
 for the current defaults. Results go to ``OUT/results.json`` and ``OUT/<arm>/``.
+
+Before evaluating, each arm's relevance and no-target thresholds are calibrated on
+``--calibrate-on`` (val by default) as at the end of a release run, so the test numbers are
+those the product would give; the calibration split's own numbers are optimistic.
 """
 
 from __future__ import annotations
@@ -37,11 +41,17 @@ import time
 
 import numpy as np
 
-BEFORE = (
-    "model.overrides={'decoder.text_norm': false, 'decoder.text_update_gate': false, "
-    "'heads.relevance': 'linear', 'heads.no_target_stats': false, "
-    "'heads.poa_stop_grad_text': false};criterion.instance_targets=referred"
-)
+
+def before_settings() -> str:
+    """The design before the grounding changes: the architecture of format-1 model folders
+    (core/model_config.py LEGACY_FORMATS), POA gradient into the text, referred-only matching."""
+    from poa_gres_ros.core.model_config import LEGACY_FORMATS
+
+    legacy = LEGACY_FORMATS['poa_gres_ros.model_config/1']
+    overrides = {f'{sec}.{k}': v for sec, vals in legacy.items() for k, v in vals.items()}
+    overrides['heads.poa_stop_grad_text'] = False
+    overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+    return f'model.overrides={json.dumps(overrides)};criterion.instance_targets=referred'
 
 
 def base_config(data: str, iters: int, cache_dir: str, out: str, batch: int, lr: float) -> dict:
@@ -75,7 +85,7 @@ def parse_arm(text: str) -> tuple[str, list[str]]:
     if not name:
         raise SystemExit(f'--arm {text!r}: expected NAME=SETTINGS')
     if settings == '@before':
-        settings = BEFORE
+        settings = before_settings()
     return name, [s for s in settings.split(';') if s.strip()]
 
 
@@ -190,15 +200,30 @@ def per_template(res, dataset, templates: dict[int, str]) -> dict[str, float]:
     return {t: round(100 * float(np.mean(v)), 1) for t, v in sorted(acc.items())}
 
 
-def evaluate_arm(model_dir: str, sets: dict, templates: dict[int, str] | None = None) -> dict:
+def evaluate_arm(
+    model_dir: str, sets: dict, templates: dict[int, str] | None = None, calibrate_on=None
+) -> dict:
+    """Evaluate one arm's model on every split; with ``calibrate_on`` (a split name) the
+    relevance and no-target thresholds are first calibrated on that split and folded into the
+    model, as a release run does (docs/method.md#calibration; that split's own numbers are then
+    optimistic)."""
     import torch
 
     from poa_gres_ros.modeling.io import load_model
+    from poa_gres_ros.training.calibrate import apply_calibration, calibrate
     from poa_gres_ros.training.evaluate import evaluate_dataset
 
     torch.set_num_threads(1)
     model = load_model(model_dir)
     out = {}
+    if calibrate_on:
+        cal = calibrate(model, sets[calibrate_on])
+        apply_calibration(model, cal)
+        out['calibration'] = {
+            'split': calibrate_on,
+            'relevance_threshold': cal.relevance_threshold,
+            'no_target_threshold': cal.no_target.threshold,
+        }
     for split, ds in sets.items():
         res = evaluate_dataset(model, ds, batch_size=8, eval_size='input')
         row = {k: res.summary['all'].get(k) for k in ('cIoU', 'gIoU', 'N-acc', 'T-acc')}
@@ -221,6 +246,11 @@ def main(argv=None) -> int:
     ap.add_argument('--max-eval-samples', type=int, default=None)
     ap.add_argument('--out', default='runs/proxy')
     ap.add_argument('--eval-only', action='store_true', help='evaluate existing arm models')
+    ap.add_argument(
+        '--calibrate-on',
+        default='val',
+        help="split to calibrate each arm's thresholds on before evaluating ('' = none)",
+    )
     args = ap.parse_args(argv)
 
     import yaml
@@ -252,7 +282,8 @@ def main(argv=None) -> int:
     results = {'iters': args.iters, 'train_wall_s': train_s, 'arms': {}}
     templates = templates_of(args.data)
     for name, settings in arms:
-        res = evaluate_arm(os.path.join(args.out, name, 'model'), sets, templates)
+        model_dir = os.path.join(args.out, name, 'model')
+        res = evaluate_arm(model_dir, sets, templates, args.calibrate_on or None)
         results['arms'][name] = {'settings': settings, **res}
     with open(os.path.join(args.out, 'results.json'), 'w') as fh:
         json.dump(results, fh, indent=2)
@@ -265,6 +296,8 @@ def main(argv=None) -> int:
             cells = ['-' if v is None else f'{v:.2f}' if abs(v) > 1.5 else f'{v:.3f}' for v in vals]
             print(f'| {name} | {split} | ' + ' | '.join(cells) + ' |')
     for name, r in results['arms'].items():
+        if 'calibration' in r:
+            print(f'{name} calibration: {r["calibration"]}')
         for split in args.splits:
             print(f'{name} {split} gIoU per template: {r[split].get("gIoU_per_template")}')
     return 0
