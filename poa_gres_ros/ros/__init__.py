@@ -3,6 +3,9 @@
 Nodes and what they are made of:
 
 - ``gres_node``: the GRES lifecycle node (image + instruction -> instances).
+- ``gres_node_frames``: its frame path (instruction and image callbacks, inference,
+  publishing the result).
+- ``gres_node_health``: its /diagnostics timer, QoS mismatch check and throttled logs.
 - ``node_params``: its parameter descriptors and declaration (the table is
   ``core/node_settings.py``).
 - ``image_input``: image subscriptions (raw, compressed, QoS 'auto', loss count).

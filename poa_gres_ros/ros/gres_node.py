@@ -18,16 +18,17 @@ guard condition wakes the inference callback (its own mutually exclusive group) 
 MultiThreadedExecutor. Every callback catches at its boundary, logs (throttled per cause)
 and keeps the executor alive. Times: node clock for stamps (use_sim_time works), a steady
 clock for durations and for the diagnostics timer (reports go on while a bag is paused).
+
+This module holds the lifecycle (parameters, transitions, release) and ``main``; the frame
+path is in ``gres_node_frames`` and the diagnostics, QoS check and throttled logs in
+``gres_node_health``.
 """
 
 from __future__ import annotations
 
 import functools
 import gc
-import re
-import sys
 import threading
-import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -41,7 +42,6 @@ from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Bool, String
 from visualization_msgs.msg import MarkerArray
 
-from poa_gres_ros.conversions.image_msgs import ImageConversionError
 from poa_gres_ros.core.node_settings import (
     DYNAMIC,
     SPECS,
@@ -49,28 +49,29 @@ from poa_gres_ros.core.node_settings import (
     check_value,
     validate_incoming,
 )
-from poa_gres_ros.core.visualize import draw_overlay
 from poa_gres_ros.msg import GresInstances
-from poa_gres_ros.ros import geometry_viz
 from poa_gres_ros.ros import qos as Q
 from poa_gres_ros.ros.binding_notices import BindingNotices
 from poa_gres_ros.ros.depth_input import DepthInput
-from poa_gres_ros.ros.diagnostics import build_diagnostics
-from poa_gres_ros.ros.frame_processor import Frame, FrameProcessor
+from poa_gres_ros.ros.frame_processor import FrameProcessor
+from poa_gres_ros.ros.gres_node_frames import GresNodeFrames
+from poa_gres_ros.ros.gres_node_health import GresNodeHealth
 from poa_gres_ros.ros.image_input import ImageInput
 from poa_gres_ros.ros.instruction_state import InstructionState
-from poa_gres_ros.ros.log_text import short_text
 from poa_gres_ros.ros.node_params import declare_all
-from poa_gres_ros.ros.node_stats import KeyedThrottle, LatestSlot, NodeStats, stamp_latency_ms
+from poa_gres_ros.ros.node_stats import KeyedThrottle, LatestSlot, NodeStats
 from poa_gres_ros.ros.predictor_loading import freeze_heap, load_predictor, unfreeze_heap
 from poa_gres_ros.ros.process_exit import ignore_further_signals
-from poa_gres_ros.ros.result_msgs import rgb8_image
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
-class GresNode(LifecycleNode):
-    """Lifecycle node ``gres_node``; see the module docstring and config/gres.yaml."""
+class GresNode(GresNodeFrames, GresNodeHealth, LifecycleNode):
+    """Lifecycle node ``gres_node``; see the module docstring and config/gres.yaml.
+
+    The frame path (callbacks, inference, publishing) is ``gres_node_frames.GresNodeFrames``;
+    diagnostics, the QoS check and throttled logging are ``gres_node_health.GresNodeHealth``.
+    """
 
     def __init__(self, node_name: str = 'gres_node', **kwargs):
         # Lifecycle services in a reentrant group: get_state answers ('activating') while a
@@ -283,191 +284,6 @@ class GresNode(LifecycleNode):
         self._depth = None
         self.instructions.clear()  # ids keep counting: a result id is never reused
         self.stats.reset()
-
-    # ---------------------------------------------------------------- callbacks
-    def _on_instruction(self, msg: String, info, topic: str) -> None:
-        try:  # live, its time is when the middleware received it (the callback may run later)
-            source, clock = self.resolve_topic_name(topic), self.get_clock()
-            received = None if clock.ros_time_is_active else info.get('received_timestamp')
-            instr = self.instructions.receive(msg.data, clock.now().nanoseconds, source, received)
-            if instr is None:
-                self.get_logger().info(f'instruction cleared by an empty message on {source}')
-                return
-            self.stats.count('instructions')
-            self.get_logger().info(
-                f'instruction {instr.id} from {source}: {short_text(instr.text)}'
-            )
-            if instr.invalid_utf8:
-                self.get_logger().warning(
-                    f'instruction {instr.id} was not valid UTF-8; bad bytes became U+FFFD'
-                )
-            if self._wake is not None:
-                self._wake.trigger()  # encode the text now, once
-        except Exception as exc:  # boundary: keep the executor alive
-            self._log_throttled('instruction', f'instruction callback failed: {exc!r}')
-
-    def _on_image(self, msg, topic: str) -> None:
-        try:
-            if self._stopping.is_set():
-                return
-            self.stats.count('received')
-            clock = self.get_clock()
-            stamp = msg.header.stamp
-            binding = self.instructions.bind_image(
-                clock.now().nanoseconds, stamp.sec * 1_000_000_000 + stamp.nanosec,
-                clock.ros_time_is_active,
-            )  # fmt: skip
-            self._notices.note(binding, self._settings.stamp_tolerance_s)
-            instr = binding.instruction
-            if instr is None:
-                self.stats.count('no_instruction')
-                if not self._exiting:
-                    self._notices.warn_no_instruction()
-                return
-            if self._slot.put(Frame(msg, instr, time.monotonic(), topic)):
-                self.stats.count('dropped_stale')
-            if self._wake is not None:
-                self._wake.trigger()
-        except Exception as exc:  # boundary: keep the executor alive
-            self._log_throttled('image', f'image callback failed: {exc!r}')
-
-    def _on_wake(self) -> None:
-        with self._predictor_lock:
-            processor = self._processor
-            while processor is not None and not self._stopping.is_set():
-                frame = self._slot.take()
-                if frame is None:
-                    break
-                try:
-                    self._process(processor, frame)
-                except Exception as exc:  # boundary: a bad frame never kills the node
-                    self.stats.count('errors')
-                    self._log_throttled('process', f'frame from {frame.topic} failed: {exc!r}')
-            current = self.instructions.current()
-            if processor is not None and current is not None and not self._stopping.is_set():
-                try:
-                    processor.ensure_encoded(current)
-                except Exception as exc:  # boundary
-                    self._log_throttled('encode', f'encoding the instruction failed: {exc!r}')
-
-    def _process(self, processor: FrameProcessor, frame: Frame) -> None:
-        settings = self._settings  # one snapshot per frame
-        depth = self._depth
-        if depth is not None:
-            stamp = frame.msg.header.stamp
-            depth.begin(stamp.sec * 1_000_000_000 + stamp.nanosec, settings.depth_tolerance_s)
-        try:
-            out = processor.run(frame, settings.thresholds)
-        except ImageConversionError as exc:
-            self.stats.count('rejected')
-            cause = re.sub(r'\d+', '#', str(exc))  # one throttle per encoding and cause
-            self._log_throttled(f'convert:{cause}', f'dropped a frame from {frame.topic}: {exc}')
-            return
-        header = frame.msg.header
-        geos = None
-        if depth is not None:
-            geos = depth.fill(
-                out.result, out.prediction, erode_px=settings.depth_erode_px,
-                min_points=settings.depth_min_points, wait_s=settings.depth_wait_s,
-            )  # fmt: skip
-        self._pubs['instances'].publish(out.result)
-        self._pubs['mask'].publish(out.result.mask)
-        self._pubs['no_target'].publish(Bool(data=out.result.no_target))
-        debug = self._pubs['debug']
-        if settings.publish_debug and debug.get_subscription_count() > 0:
-            debug.publish(rgb8_image(draw_overlay(out.rgb, out.prediction), header))
-            self.stats.count('debug_published')
-        if geos is not None:
-            self._publish_3d(header, out.result, geos)
-        self._record_latency(frame, out.inference_ms)
-        t = out.prediction.timings_ms  # node_log_level:=debug: one line per frame
-        self.get_logger().debug(
-            f'frame {header.stamp.sec}.{header.stamp.nanosec:09d} from {frame.topic}: '
-            f'instruction {frame.instruction.id}, {len(out.result.instances)} instance(s), '
-            f'no-target {out.result.no_target}; model {out.inference_ms:.0f} ms (preprocess '
-            f'{t.get("preprocess", 0):.0f}, vision {t.get("vision", 0):.0f}, postprocess '
-            f'{t.get("postprocess", 0):.0f})'
-        )
-
-    def _publish_3d(self, header, result, geos) -> None:
-        """gres/points and gres/markers, built only while subscribed (lazy)."""
-        points, marks = self._pubs['points'], self._pubs['markers']
-        if points.get_subscription_count() > 0:
-            points.publish(geometry_viz.point_cloud(header, geos, [i.id for i in result.instances]))
-        if marks.get_subscription_count() > 0:
-            marks.publish(geometry_viz.markers(header, result, geos))
-
-    def _record_latency(self, frame: Frame, inference_ms: float) -> None:
-        stamp = frame.msg.header.stamp
-        stamp_ms = stamp_latency_ms(self.get_clock().now().nanoseconds, stamp.sec, stamp.nanosec)
-        if stamp_ms is not None and not -1_000.0 < stamp_ms < 3_600_000.0:
-            self._log_throttled(
-                'stamp', f'image stamps are {stamp_ms / 1e3:.1f} s from the node clock: the '
-                'camera and the node need one time base (for bag replay: ros2 bag play --clock '
-                'and use_sim_time:=true); latency from the stamp is not meaningful', warn=True,
-            )  # fmt: skip
-            stamp_ms = None
-        self.stats.record((time.monotonic() - frame.receipt_mono_s) * 1e3, stamp_ms, inference_ms)
-
-    def _on_diag_timer(self) -> None:
-        try:
-            self._check_qos()
-            snap = self.stats.snapshot()
-            problems = [self._qos_problem] if self._qos_problem else []
-            skipped = snap['no_instruction'] - (self._prev_snapshot or {}).get('no_instruction', 0)
-            if skipped > 0:
-                problems.append(f'{skipped} image(s) skipped since the last report: '
-                                + self._notices.no_instruction_text())  # fmt: skip
-            extra = {
-                'lifecycle_state': 'active' if self._processor is not None else 'inactive',
-                'model_dir': str(self._model_path),
-                'image_topic': self._image_topic,
-                'binding_rule': self._notices.rule or 'no image yet',
-                'image_qos': self._values.get('image_qos', '')
-                + (f' ({self._images.qos.reliability.name})' if self._images else ''),
-            }
-            arr = build_diagnostics(
-                self.get_clock().now().to_msg(), f'{self.get_fully_qualified_name()}: inference',
-                str(self._model_path), snap, self._prev_snapshot, extra, problems,
-            )  # fmt: skip
-            self._prev_snapshot = snap
-            self._pubs['diagnostics'].publish(arr)
-        except Exception as exc:  # boundary
-            self._log_throttled('diagnostics', f'diagnostics failed: {exc!r}')
-
-    def _check_qos(self) -> None:
-        """Warn when a topic we subscribe has publishers but none matches (faults #8-#11);
-        with image_qos 'auto', follow the image publishers' reliability first."""
-        switched = self._images.follow_publishers() if self._images is not None else None
-        if switched:
-            self.get_logger().info(switched)
-        if self._depth is not None:
-            switched_depth = self._depth.images.follow_publishers()
-            if switched_depth:
-                self.get_logger().info(switched_depth)
-        problems = self._images.mismatches() if self._images is not None else []
-        if self._depth is not None:
-            problems += self._depth.images.mismatches()
-        for sub, qos in zip(self._instr_subs, (Q.INSTRUCTION_QOS, Q.SPOKEN_QOS)):
-            problems.append(Q.mismatch_report(self, sub.topic_name, qos))
-        problems = [p for p in problems if p]
-        self._qos_problem = '; '.join(problems) or None
-        for problem in problems:
-            self._log_throttled(f'qos:{problem[:40]}', f'QoS mismatch: {problem}', warn=True)
-
-    def _log_throttled(self, key: str, text: str, warn: bool = False) -> None:
-        ok, suppressed = self._throttle.ready(key)
-        if not ok or self._exiting or not self.context.ok():  # shutting down: late callbacks
-            return
-        if suppressed:
-            text += f' ({suppressed} similar messages suppressed)'
-        try:  # one call site per severity: rclpy refuses to change it between calls
-            if warn:
-                self.get_logger().warning(text)
-            else:
-                self.get_logger().error(text)
-        except Exception as exc:  # never let logging take the executor down
-            print(f'gres_node: logging failed ({exc!r}): {text}', file=sys.stderr)
 
 
 def main(args=None) -> int:

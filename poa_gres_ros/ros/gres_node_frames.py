@@ -1,0 +1,158 @@
+"""The frame path of ``gres_node``: instruction and image callbacks, inference, publishing.
+
+``GresNodeFrames`` is a mixin of ``gres_node.GresNode`` (see its module docstring for the
+threads): the image and instruction callbacks (reentrant group) bind each frame to the current
+instruction and put it in the single slot (newest wins, stale frames dropped and counted), then
+trigger the guard condition; ``_on_wake`` (the inference group) takes frames from the slot, runs
+them through the ``FrameProcessor`` and publishes gres/instances, gres/mask, gres/no_target,
+the debug overlay and, with enable_3d, gres/points and gres/markers (only while subscribed).
+
+It uses the node's state set up in ``GresNode.__init__`` and its lifecycle transitions
+(``instructions``, ``stats``, ``_settings``, ``_slot``, ``_wake``, ``_pubs``, ``_depth``,
+``_processor``, ``_predictor_lock``, ``_stopping``, ``_exiting``, ``_notices``) and
+``_log_throttled`` from ``gres_node_health``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from std_msgs.msg import Bool, String
+
+from poa_gres_ros.conversions.image_msgs import ImageConversionError
+from poa_gres_ros.core.visualize import draw_overlay
+from poa_gres_ros.ros import geometry_viz
+from poa_gres_ros.ros.frame_processor import Frame, FrameProcessor
+from poa_gres_ros.ros.log_text import short_text
+from poa_gres_ros.ros.node_stats import stamp_latency_ms
+from poa_gres_ros.ros.result_msgs import rgb8_image
+
+
+class GresNodeFrames:
+    """Callbacks from a received instruction or image to the published result (a mixin of
+    ``GresNode``; every callback catches at its boundary and keeps the executor alive)."""
+
+    def _on_instruction(self, msg: String, info, topic: str) -> None:
+        try:  # live, its time is when the middleware received it (the callback may run later)
+            source, clock = self.resolve_topic_name(topic), self.get_clock()
+            received = None if clock.ros_time_is_active else info.get('received_timestamp')
+            instr = self.instructions.receive(msg.data, clock.now().nanoseconds, source, received)
+            if instr is None:
+                self.get_logger().info(f'instruction cleared by an empty message on {source}')
+                return
+            self.stats.count('instructions')
+            self.get_logger().info(
+                f'instruction {instr.id} from {source}: {short_text(instr.text)}'
+            )
+            if instr.invalid_utf8:
+                self.get_logger().warning(
+                    f'instruction {instr.id} was not valid UTF-8; bad bytes became U+FFFD'
+                )
+            if self._wake is not None:
+                self._wake.trigger()  # encode the text now, once
+        except Exception as exc:  # boundary: keep the executor alive
+            self._log_throttled('instruction', f'instruction callback failed: {exc!r}')
+
+    def _on_image(self, msg, topic: str) -> None:
+        try:
+            if self._stopping.is_set():
+                return
+            self.stats.count('received')
+            clock = self.get_clock()
+            stamp = msg.header.stamp
+            binding = self.instructions.bind_image(
+                clock.now().nanoseconds, stamp.sec * 1_000_000_000 + stamp.nanosec,
+                clock.ros_time_is_active,
+            )  # fmt: skip
+            self._notices.note(binding, self._settings.stamp_tolerance_s)
+            instr = binding.instruction
+            if instr is None:
+                self.stats.count('no_instruction')
+                if not self._exiting:
+                    self._notices.warn_no_instruction()
+                return
+            if self._slot.put(Frame(msg, instr, time.monotonic(), topic)):
+                self.stats.count('dropped_stale')
+            if self._wake is not None:
+                self._wake.trigger()
+        except Exception as exc:  # boundary: keep the executor alive
+            self._log_throttled('image', f'image callback failed: {exc!r}')
+
+    def _on_wake(self) -> None:
+        with self._predictor_lock:
+            processor = self._processor
+            while processor is not None and not self._stopping.is_set():
+                frame = self._slot.take()
+                if frame is None:
+                    break
+                try:
+                    self._process(processor, frame)
+                except Exception as exc:  # boundary: a bad frame never kills the node
+                    self.stats.count('errors')
+                    self._log_throttled('process', f'frame from {frame.topic} failed: {exc!r}')
+            current = self.instructions.current()
+            if processor is not None and current is not None and not self._stopping.is_set():
+                try:
+                    processor.ensure_encoded(current)
+                except Exception as exc:  # boundary
+                    self._log_throttled('encode', f'encoding the instruction failed: {exc!r}')
+
+    def _process(self, processor: FrameProcessor, frame: Frame) -> None:
+        settings = self._settings  # one snapshot per frame
+        depth = self._depth
+        if depth is not None:
+            stamp = frame.msg.header.stamp
+            depth.begin(stamp.sec * 1_000_000_000 + stamp.nanosec, settings.depth_tolerance_s)
+        try:
+            out = processor.run(frame, settings.thresholds)
+        except ImageConversionError as exc:
+            self.stats.count('rejected')
+            cause = re.sub(r'\d+', '#', str(exc))  # one throttle per encoding and cause
+            self._log_throttled(f'convert:{cause}', f'dropped a frame from {frame.topic}: {exc}')
+            return
+        header = frame.msg.header
+        geos = None
+        if depth is not None:
+            geos = depth.fill(
+                out.result, out.prediction, erode_px=settings.depth_erode_px,
+                min_points=settings.depth_min_points, wait_s=settings.depth_wait_s,
+            )  # fmt: skip
+        self._pubs['instances'].publish(out.result)
+        self._pubs['mask'].publish(out.result.mask)
+        self._pubs['no_target'].publish(Bool(data=out.result.no_target))
+        debug = self._pubs['debug']
+        if settings.publish_debug and debug.get_subscription_count() > 0:
+            debug.publish(rgb8_image(draw_overlay(out.rgb, out.prediction), header))
+            self.stats.count('debug_published')
+        if geos is not None:
+            self._publish_3d(header, out.result, geos)
+        self._record_latency(frame, out.inference_ms)
+        t = out.prediction.timings_ms  # node_log_level:=debug: one line per frame
+        self.get_logger().debug(
+            f'frame {header.stamp.sec}.{header.stamp.nanosec:09d} from {frame.topic}: '
+            f'instruction {frame.instruction.id}, {len(out.result.instances)} instance(s), '
+            f'no-target {out.result.no_target}; model {out.inference_ms:.0f} ms (preprocess '
+            f'{t.get("preprocess", 0):.0f}, vision {t.get("vision", 0):.0f}, postprocess '
+            f'{t.get("postprocess", 0):.0f})'
+        )
+
+    def _publish_3d(self, header, result, geos) -> None:
+        """gres/points and gres/markers, built only while subscribed (lazy)."""
+        points, marks = self._pubs['points'], self._pubs['markers']
+        if points.get_subscription_count() > 0:
+            points.publish(geometry_viz.point_cloud(header, geos, [i.id for i in result.instances]))
+        if marks.get_subscription_count() > 0:
+            marks.publish(geometry_viz.markers(header, result, geos))
+
+    def _record_latency(self, frame: Frame, inference_ms: float) -> None:
+        stamp = frame.msg.header.stamp
+        stamp_ms = stamp_latency_ms(self.get_clock().now().nanoseconds, stamp.sec, stamp.nanosec)
+        if stamp_ms is not None and not -1_000.0 < stamp_ms < 3_600_000.0:
+            self._log_throttled(
+                'stamp', f'image stamps are {stamp_ms / 1e3:.1f} s from the node clock: the '
+                'camera and the node need one time base (for bag replay: ros2 bag play --clock '
+                'and use_sim_time:=true); latency from the stamp is not meaningful', warn=True,
+            )  # fmt: skip
+            stamp_ms = None
+        self.stats.record((time.monotonic() - frame.receipt_mono_s) * 1e3, stamp_ms, inference_ms)
