@@ -7,6 +7,8 @@ tabletop bags, reading any robot's bag deterministically, offline replay and sco
 - ``scenes``: one tabletop scene as a 10 Hz camera segment with instructions and ground truth.
 - ``make_bag``: write rendered segments into a bag (``poa-gres make-bag``).
 - ``timeline``: read a bag in log-time order: frames, instructions, ground truth, depth.
+- ``topic_roles``: the topic roles of a bag, their default topics and types, ``--topic`` maps.
+- ``timeline_records``: the records of a timeline (instruction, frame, ground truth, depth).
 - ``replay``: offline replay through a Predictor, scored against the ground truth.
 - ``live_eval``: score a live replay from the node's recorded results.
 - ``eval3d``: per-instance 3D errors against the bag's 3D ground truth.

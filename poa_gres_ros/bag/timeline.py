@@ -29,25 +29,30 @@ Rules (what "the instruction active at an image" and "its ground truth" mean):
    ``depth_tolerance_s`` (nearest in bag order among equal stamps), as the node does, and the
    newest CameraInfo logged before that depth image; ground-truth object poses pair like
    ground truth (rule 3).
+
+The topic roles and ``parse_topic_map`` are in ``topic_roles``, the records (``Instruction``,
+``Frame``, ``GroundTruth``, ``DepthInput``) in ``timeline_records``; both are importable from
+here too.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from poa_gres_ros.bag.typestore import (
-    CAMERA_INFO,
-    COMPRESSED_IMAGE,
-    GRES_INSTANCES,
-    IMAGE,
-    POSE_ARRAY,
-    STRING,
+from poa_gres_ros.bag.timeline_records import (
+    DepthInput,
+    Frame,
+    GroundTruth,
+    Instruction,
+    depth_input,
+    gt_record,
 )
+from poa_gres_ros.bag.topic_roles import DEFAULT_TOPICS, ROLE_TYPES, ROLES, parse_topic_map
+from poa_gres_ros.bag.typestore import COMPRESSED_IMAGE
 from poa_gres_ros.conversions import result_msgs as R
 from poa_gres_ros.conversions.image_msgs import (
     ImageConversionError,
@@ -55,151 +60,22 @@ from poa_gres_ros.conversions.image_msgs import (
     image_msg_to_rgb,
 )
 
-ROLES = ('image', 'camera_info', 'depth', 'instruction', 'ground_truth', 'gt_objects')
-DEFAULT_TOPICS = {
-    'image': '/camera/image_raw',
-    'camera_info': '/camera/camera_info',
-    'depth': '/camera/aligned_depth_to_color/image_raw',
-    'instruction': '/instruction',
-    'ground_truth': '/gres/ground_truth',
-    'gt_objects': '/gres/ground_truth/objects',
-}
-ROLE_TYPES = {
-    'image': (IMAGE, COMPRESSED_IMAGE),
-    'camera_info': (CAMERA_INFO,),
-    'depth': (IMAGE,),
-    'instruction': (STRING,),
-    'ground_truth': (GRES_INSTANCES,),
-    'gt_objects': (POSE_ARRAY,),
-}
+__all__ = [
+    'DEFAULT_TOPICS',
+    'DEPTH_TOLERANCE_S',
+    'KEEP_DEPTH',
+    'ROLES',
+    'ROLE_TYPES',
+    'BagTimeline',
+    'DepthInput',
+    'Frame',
+    'GroundTruth',
+    'Instruction',
+    'parse_topic_map',
+]
+
 DEPTH_TOLERANCE_S = 0.02
 """Default stamp tolerance when pairing depth with colour (the node's depth_tolerance_s)."""
-
-
-def parse_topic_map(items: list[str] | None) -> dict[str, str]:
-    """``['image=/zed/left/image_rect_color', ...]`` -> ``{'image': '/zed/...'}``.
-
-    Raises:
-        ValueError: an item without '=', an unknown role or a topic not starting with '/'.
-    """
-    out = {}
-    for item in items or []:
-        role, sep, topic = item.partition('=')
-        role, topic = role.strip(), topic.strip()
-        if not sep or role not in ROLES:
-            raise ValueError(f'--topic {item!r}: use ROLE=/topic with ROLE one of {ROLES}')
-        if not topic.startswith('/'):
-            raise ValueError(f'--topic {item!r}: the topic must be absolute (start with /)')
-        out[role] = topic
-    return out
-
-
-@dataclass(frozen=True)
-class Instruction:
-    """An /instruction message. ``ordinal``: 0, 1, ... over all instruction messages;
-    ``seq``: 1, 2, ... over non-empty ones (the id a freshly started node assigns), 0 for a
-    clear; ``log_ns``: log time; ``text`` as sent."""
-
-    ordinal: int
-    seq: int
-    log_ns: int
-    text: str
-
-
-@dataclass
-class GroundTruth:
-    """Ground truth of one frame, kept compact: the merged mask bit-packed.
-
-    Attributes:
-        stamp_ns, order: header stamp and position in bag order.
-        shape: (H, W); no_target; num_instances; instruction / instruction_id as in the
-        message (for checking the bag's pairing).
-    """
-
-    stamp_ns: int
-    order: int
-    shape: tuple[int, int]
-    bits: np.ndarray = field(repr=False)
-    no_target: bool
-    num_instances: int
-    instruction: str
-    instruction_id: int
-    instance_bits: list = field(default_factory=list, repr=False)
-    geometry: list = field(default_factory=list, repr=False)
-    depth_ok: bool = False
-    object_positions_m: list | None = field(default=None, repr=False)
-    phrases: list = field(default_factory=list, repr=False)
-
-    def _unpack(self, bits) -> np.ndarray:
-        n = self.shape[0] * self.shape[1]
-        return np.unpackbits(bits, count=n).reshape(self.shape).astype(bool)
-
-    @property
-    def mask(self) -> np.ndarray:
-        """(H, W) bool merged ground-truth mask."""
-        return self._unpack(self.bits)
-
-    def instance_masks(self) -> list[np.ndarray]:
-        """(H, W) bool mask of each true instance, in message order."""
-        return [self._unpack(b) for b in self.instance_bits]
-
-    @property
-    def expr_type(self) -> str:
-        """'no_target' | 'single' | 'multi' from the instance count (metrics.EXPR_TYPES)."""
-        if self.no_target:
-            return 'no_target'
-        return 'multi' if self.num_instances > 1 else 'single'
-
-
-@dataclass
-class Frame:
-    """One image of the bag: ``index`` 0, 1, ... in bag order; ``order`` its position among
-    all read messages; ``loop`` the number of stamp jumps back before it; the instruction
-    active at it (None: none or cleared) and its ground truth (None: none in the bag)."""
-
-    index: int
-    order: int
-    log_ns: int
-    stamp_ns: int
-    frame_id: str
-    loop: int
-    instruction: Instruction | None = None
-    gt: GroundTruth | None = None
-
-
-def _gt_record(msg, order: int) -> GroundTruth:
-    from poa_gres_ros.conversions.depth3d import geometry_from_msg
-    from poa_gres_ros.core.instance_metrics import gt_phrases_of
-
-    pred = R.prediction_from_msg(msg)
-    return GroundTruth(
-        R.stamp_ns(msg.header.stamp),
-        order,
-        pred.final_mask.shape,
-        np.packbits(pred.final_mask.reshape(-1)),
-        bool(msg.no_target),
-        len(msg.instances),
-        str(msg.instruction),
-        int(msg.instruction_id),
-        [np.packbits(i.mask.reshape(-1)) for i in pred.instances],
-        [geometry_from_msg(i.geometry) for i in msg.instances],
-        int(msg.depth_status) == 1,  # DEPTH_OK
-        phrases=gt_phrases_of([i.phrase for i in pred.instances]),
-    )
-
-
-@dataclass
-class DepthInput:
-    """What a frame's 3D lifting gets (rule 5): ``depth_m`` (H, W) float32 metres aligned to
-    the colour image (NaN = none) and ``intrinsics`` (core.geometry3d.PinholeIntrinsics), or
-    both None with ``problem`` saying why; ``stamp_ns`` of the depth image used."""
-
-    depth_m: np.ndarray | None
-    intrinsics: object | None
-    stamp_ns: int | None
-    problem: str | None = None
-
-
 KEEP_DEPTH = 8
 
 
@@ -211,22 +87,6 @@ def _decode_image(msg, compressed: bool) -> np.ndarray | str:
         return compressed_msg_to_rgb(msg) if compressed else image_msg_to_rgb(msg)
     except ImageConversionError as exc:
         return str(exc)
-
-
-def _depth_input(msg, info, rgb) -> DepthInput:
-    """DepthInput of one frame from its depth message (None: not found) and the CameraInfo."""
-    from poa_gres_ros.conversions.depth3d import depth_inputs
-
-    if msg is None:
-        return DepthInput(None, None, None, 'depth image not found in the bag')
-    stamp = R.stamp_ns(msg.header.stamp)
-    if isinstance(rgb, str):
-        return DepthInput(None, None, stamp, 'the colour image was not converted')
-    try:
-        depth_m, intr = depth_inputs(msg, info, rgb.shape[:2])
-    except ValueError as exc:
-        return DepthInput(None, None, stamp, str(exc))
-    return DepthInput(depth_m, intr, stamp)
 
 
 def _no_depth(timeline) -> str:
@@ -328,7 +188,7 @@ class BagTimeline:
                     Frame(len(self.frames), order, log_ns, stamp, str(msg.header.frame_id), loop)
                 )
             elif role == 'ground_truth':
-                rec = _gt_record(reader.deserialize(raw, conn.msgtype), order)
+                rec = gt_record(reader.deserialize(raw, conn.msgtype), order)
                 gts.setdefault(rec.stamp_ns, []).append(rec)
             elif role == 'depth':
                 hdr = reader.deserialize(raw, conn.msgtype).header
@@ -427,7 +287,7 @@ class BagTimeline:
                         msg = reader.deserialize(raw, conn.msgtype)
                         recent.append((d, msg))
                         for frame, rgb in pending.pop(d, []):
-                            yield frame, rgb, _depth_input(msg, info, rgb)
+                            yield frame, rgb, depth_input(msg, info, rgb)
                 else:
                     k, n_img = n_img, n_img + 1
                     if wanted is not None and k not in wanted:
@@ -440,10 +300,10 @@ class BagTimeline:
                         pending.setdefault(d, []).append((self.frames[k], rgb))
                     else:
                         old = next((m for p, m in recent if p == d), None)
-                        yield self.frames[k], rgb, _depth_input(old, info, rgb)
+                        yield self.frames[k], rgb, depth_input(old, info, rgb)
             for waiting in pending.values():
                 for frame, rgb in waiting:
-                    yield frame, rgb, _depth_input(None, info, rgb)
+                    yield frame, rgb, depth_input(None, info, rgb)
 
     def raw_messages(self, roles) -> Iterator[tuple[str, str, str, int, bytes, int | None]]:
         """The raw CDR messages of ``roles`` in playback order (rule 1), for publishing.
