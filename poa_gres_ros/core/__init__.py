@@ -3,6 +3,7 @@
 torch tensors).
 
 - ``model_config``: the model's architecture configuration (``POAConfig``, saved with a model).
+- ``model_sections``: its sections (input, backbone, text, pixel decoder, decoder, heads).
 - ``model_presets``: the named presets ``paper``, ``tabletop``, ``tiny`` and ``get_preset``.
 - ``thresholds``: the post-processing thresholds (``Thresholds``).
 - ``inference_options``: backend and precision names.

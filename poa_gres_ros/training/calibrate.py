@@ -17,8 +17,8 @@ relevance threshold keeps no instance and every answer becomes no-target. ``cali
 therefore also chooses the relevance threshold r: for every r in ``RELEVANCE_CANDIDATES`` it
 runs the no-target calibration above with that r and keeps the pair with the highest gIoU
 (ties: r closest to 0.5). ``apply_calibration`` stores ``-logit(r)`` in
-``heads.relevance_offset`` (added to the reported relevance logit only, see
-core/model_config.py) and shifts the no-target bias. Both compose: calibrating a calibrated
+``heads.relevance_offset`` (added to the reported relevance logit only, see ``HeadConfig`` in
+core/model_sections.py) and shifts the no-target bias. Both compose: calibrating a calibrated
 model again moves nothing when the optimum stays where it is.
 """
 
