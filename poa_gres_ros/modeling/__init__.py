@@ -1,7 +1,7 @@
 """The InstAlign / POA model in pure PyTorch (no ROS): one module family per file.
 
 from poa_gres_ros.modeling import build_model, load_model, save_model
-model = build_model('tiny')                  # or a POAConfig; see core/model_config.py
+model = build_model('tiny')                  # or a POAConfig; presets: core/model_presets.py
 out = model(images, input_ids, attention_mask)   # POAOutput (modeling/outputs.py)
 
 The method these modules implement is docs/method.md.

@@ -2,7 +2,7 @@
 
 Layout written by ``save_model``:
 
-    config.json          POAConfig.to_dict() (architecture; presets in core/model_config.py)
+    config.json          POAConfig.to_dict() (architecture; presets in core/model_presets.py)
     model.safetensors    POAModel.stored_state_dict(): everything except the external parts
     text_encoder/        only when the text encoder is stored: its HF config.json and the
                          tokenizer files, so the folder loads without the original source
