@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from poa_gres_ros.training.datasets.gres_dataset import tokenize
+from poa_gres_ros.training.datasets.gres_dataset import object_targets, tokenize
 from poa_gres_ros.training.datasets.records import CocoMasks, GresRecord, read_rgb
 
 CACHE_FORMAT = 'poa_gres_ros.feature_cache/1'
@@ -239,20 +239,10 @@ class CachedFeatureDataset(Dataset):
         return len(self.records)
 
     def _objects(self, index: int) -> dict:
-        """'object_masks' (K, H, W) uint8 and 'object_referred' (K,) bool of every annotated
-        object of the sample's image, when ``with_objects`` (else nothing)."""
+        """``object_targets`` of sample ``index`` when ``with_objects``, else nothing."""
         if not self.with_objects:
             return {}
-        rec = self.records[index]
-        masks, referred = self.masks.objects(rec, self.size_hw)
-        out = {
-            'object_masks': torch.from_numpy(masks),
-            'object_referred': torch.from_numpy(referred),
-        }
-        if self.vocabulary is not None:
-            cat, col = self.masks.object_labels(rec, self.vocabulary)
-            out.update(object_category=torch.from_numpy(cat), object_colour=torch.from_numpy(col))
-        return out
+        return object_targets(self.masks, self.records[index], self.size_hw, self.vocabulary)
 
     def gt_masks(self, index: int) -> np.ndarray:
         return self.masks.masks(self.records[index], self.size_hw)

@@ -65,6 +65,25 @@ def model_preprocess(model_cfg) -> Callable[[np.ndarray], torch.Tensor]:
     return fn
 
 
+def object_targets(masks: CocoMasks, record: GresRecord, size_hw, vocabulary=None) -> dict:
+    """Every annotated object of ``record``'s image, for all-object matching.
+
+    Returns:
+        'object_masks' (K, H, W) uint8 at ``size_hw`` (pixels), 'object_referred' (K,) bool,
+        and with an ``ObjectVocabulary`` also 'object_category' and 'object_colour' (K,) int64
+        name indices (``CocoMasks.object_labels``).
+    """
+    obj_masks, referred = masks.objects(record, size_hw)
+    out = {
+        'object_masks': torch.from_numpy(obj_masks),
+        'object_referred': torch.from_numpy(referred),
+    }
+    if vocabulary is not None:
+        cat, col = masks.object_labels(record, vocabulary)
+        out.update(object_category=torch.from_numpy(cat), object_colour=torch.from_numpy(col))
+    return out
+
+
 class GresDataset(Dataset):
     """Images + sentences + per-instance GT masks for training or evaluation.
 
@@ -110,20 +129,10 @@ class GresDataset(Dataset):
         return len(self.records)
 
     def _objects(self, index: int) -> dict:
-        """'object_masks' (K, H, W) uint8 and 'object_referred' (K,) bool of every annotated
-        object of the sample's image, when ``with_objects`` (else nothing)."""
+        """``object_targets`` of sample ``index`` when ``with_objects``, else nothing."""
         if not self.with_objects:
             return {}
-        rec = self.records[index]
-        masks, referred = self.masks.objects(rec, self.size_hw)
-        out = {
-            'object_masks': torch.from_numpy(masks),
-            'object_referred': torch.from_numpy(referred),
-        }
-        if self.vocabulary is not None:
-            cat, col = self.masks.object_labels(rec, self.vocabulary)
-            out.update(object_category=torch.from_numpy(cat), object_colour=torch.from_numpy(col))
-        return out
+        return object_targets(self.masks, self.records[index], self.size_hw, self.vocabulary)
 
     def gt_masks(self, index: int) -> np.ndarray:
         """(K, H, W) uint8 instance masks of sample ``index`` at the input size."""
