@@ -37,11 +37,9 @@ def run(args) -> int:
     import torch
 
     from poa_gres_ros.modeling.io import save_model
-    from poa_gres_ros.tools.eval import _load_model
+    from poa_gres_ros.tools.eval import _load_model, split_dataset
     from poa_gres_ros.training.calibrate import apply_calibration, calibrate
     from poa_gres_ros.training.config import DataConfig
-    from poa_gres_ros.training.data_setup import load_records
-    from poa_gres_ros.training.datasets.gres_dataset import GresDataset, model_preprocess
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -51,22 +49,11 @@ def run(args) -> int:
     if os.path.abspath(args.out) == os.path.abspath(args.model):
         raise ValueError('--out must be a new folder, not the model being calibrated')
     model, model_path = _load_model(args.model, device)
-    records, masks = load_records(
-        DataConfig(root=args.data, format=args.format), [args.split], for_training=False
-    )
-    if args.max_samples:
-        records = records[: args.max_samples]
-    if not records:
+    data_cfg = DataConfig(root=args.data, format=args.format)
+    image_root = args.image_root or os.path.join(args.data, 'images')
+    ds = split_dataset(model, data_cfg, args.split, image_root, args.max_samples)
+    if not len(ds):
         raise ValueError(f'split {args.split!r} of {args.data} has no sentences')
-    ds = GresDataset(
-        records,
-        masks,
-        args.image_root or os.path.join(args.data, 'images'),
-        tuple(model.config.input.size_hw),
-        model.tokenizer,
-        model.config.text.max_tokens,
-        model_preprocess(model.config),
-    )
     cal = calibrate(model, ds, batch_size=args.batch_size, device=device)
     apply_calibration(model, cal)
     out = save_model(model, args.out)
@@ -77,8 +64,8 @@ def run(args) -> int:
     nt = cal.no_target
     print(
         f'relevance threshold {cal.relevance_threshold:.2f}, no-target threshold '
-        f'{nt.threshold:.2f}: gIoU on {args.split} {nt.giou:.2f} (both 0.5: '
-        f'{cal.giou_per_relevance.get(0.5, float("nan")):.2f} with t chosen; '
+        f'{nt.threshold:.2f}: gIoU on {args.split} {nt.giou:.2f} (at relevance 0.5 with its '
+        f'best no-target threshold: {cal.giou_per_relevance.get(0.5, float("nan")):.2f}; '
         f'N-acc {nt.n_acc}, T-acc {nt.t_acc})'
     )
     print(f'calibrated model: {out}')

@@ -76,6 +76,31 @@ def _load_model(name_or_path: str, device):
     return load_model(path, device=device), path
 
 
+def split_dataset(model, data_cfg, split: str, image_root: str, max_samples=None):
+    """A ``GresDataset`` of one split (its first ``max_samples`` sentences) prepared for
+    ``model``'s input size, tokenizer and preprocessing.
+
+    Raises:
+        FileNotFoundError / ValueError: from ``load_records`` (missing or unknown split).
+    """
+    from poa_gres_ros.training.data_setup import load_records
+    from poa_gres_ros.training.datasets.gres_dataset import GresDataset, model_preprocess
+
+    records, masks = load_records(data_cfg, [split], for_training=False)
+    if max_samples:
+        records = records[:max_samples]
+    cfg = model.config
+    return GresDataset(
+        records,
+        masks,
+        image_root,
+        tuple(cfg.input.size_hw),
+        model.tokenizer,
+        cfg.text.max_tokens,
+        model_preprocess(cfg),
+    )
+
+
 def run(args) -> int:
     import os
 
@@ -85,8 +110,6 @@ def run(args) -> int:
     from poa_gres_ros.core.metrics import METRIC_KEYS
     from poa_gres_ros.core.thresholds import Thresholds
     from poa_gres_ros.training.config import DataConfig
-    from poa_gres_ros.training.data_setup import load_records
-    from poa_gres_ros.training.datasets.gres_dataset import GresDataset, model_preprocess
     from poa_gres_ros.training.evaluate import evaluate_dataset
     from poa_gres_ros.training.report import write_report
 
@@ -107,18 +130,7 @@ def run(args) -> int:
     image_root = args.image_root or os.path.join(args.data, 'images')
     results, datasets = {}, {}
     for split in args.split:
-        records, masks = load_records(data_cfg, [split], for_training=False)
-        if args.max_samples:
-            records = records[: args.max_samples]
-        ds = GresDataset(
-            records,
-            masks,
-            image_root,
-            tuple(model.config.input.size_hw),
-            model.tokenizer,
-            model.config.text.max_tokens,
-            model_preprocess(model.config),
-        )
+        ds = split_dataset(model, data_cfg, split, image_root, args.max_samples)
         results[split] = evaluate_dataset(
             model,
             ds,
