@@ -89,3 +89,29 @@ def test_relevance_offset_moves_only_the_reported_relevance_and_survives_saving(
         again = loaded(images, tok.input_ids, tok.attention_mask, aux_outputs=False)
     assert torch.allclose(again.relevance, after.relevance, atol=1e-6)
     assert torch.allclose(again.no_target_prob, after.no_target_prob, atol=1e-6)
+
+
+def test_cli_calibrate_writes_a_model_whose_evaluation_gives_the_chosen_giou(tmp_path, capsys):
+    import json
+
+    from poa_gres_ros.tools.cli import main
+
+    from support.gref_files import write_grefcoco_fixture
+
+    data, model, out = tmp_path / 'gref', tmp_path / 'tiny', tmp_path / 'calibrated'
+    write_grefcoco_fixture(str(data))
+    assert main(['init-model', '--preset', 'tiny', '--out', str(model), '--seed', '1']) == 0
+    args = ['calibrate', '--model', str(model), '--data', str(data), '--split', 'train']
+    assert main([*args, '--out', str(model)]) == 2  # never overwrites the model it reads
+    assert 'new folder' in capsys.readouterr().err
+    assert main([*args, '--out', str(out), '--threads', '1']) == 0
+    with open(out / 'calibration.json') as fh:
+        cal = json.load(fh)['calibration']
+    per_r = cal['giou_per_relevance']  # JSON keys: the candidates as text
+    assert per_r[str(cal['relevance_threshold'])] == max(per_r.values())
+    report = tmp_path / 'report'
+    ev = ['eval', '--model', str(out), '--data', str(data), '--split', 'train', '--examples', '0']
+    assert main([*ev, '--out', str(report), '--threads', '1']) == 0
+    with open(report / 'report.json') as fh:
+        giou = json.load(fh)['splits']['train']['summary']['all']['gIoU']
+    assert giou == pytest.approx(cal['no_target']['giou'], abs=1e-6)
