@@ -14,6 +14,7 @@ import onnx
 import pytest
 import torch
 
+from poa_gres_ros.core.model_presets import get_preset
 from poa_gres_ros.export.artifacts import file_sha256
 from poa_gres_ros.export.onnx_artifacts import validate_export
 from poa_gres_ros.export.onnx_export import METADATA_NAME, model_fingerprint, ort_cpu_session
@@ -28,7 +29,8 @@ from poa_gres_ros.export.wrappers import (
     example_images,
     example_tokens,
 )
-from poa_gres_ros.modeling import build_model, load_model
+from poa_gres_ros.modeling import build_model, load_model, save_model
+from poa_gres_ros.modeling.transformer_decoder import mask_weights
 
 from support.backends import shared_tiny
 
@@ -135,6 +137,70 @@ def test_validate_export_reports_corruption_and_mismatch(tiny, tmp_path):
     assert 'missing' in validate_export(good, fp, (64, 96))
     (good / METADATA_NAME).write_text('{not json')
     assert 'not valid JSON' in validate_export(good, fp, (64, 96))
+
+
+def test_mask_weights_keep_relative_precision_in_the_tail():
+    x = torch.tensor([-1000.0, -88.0, -60.0, -30.0, -17.0, -5.0, 0.0, 5.0, 30.0, 1000.0])
+    w = mask_weights(x)
+    exact = torch.sigmoid(x.double())
+    assert w.dtype == torch.float32 and torch.all(torch.isfinite(w))
+    assert w[0] == 0.0 and w[-1] == 1.0
+    rel = ((w[1:-1].double() - exact[1:-1]) / exact[1:-1]).abs()
+    assert float(rel.max()) < 1e-6, rel  # sigmoid(-60) = 8.8e-27 still to float precision
+    assert mask_weights(x.double()).dtype == torch.float64
+
+
+def _empty_mask_model(tmp_path) -> Path:
+    """Tiny model with mask position and mask pooling on, their zero-initialised output layers
+    set to random values, and every query's mask far below 0.5 (logits about -35 .. -15, as
+    the unused queries of a trained model have): these features then see only the tail of
+    sigmoid(S), where ONNX Runtime's Sigmoid kernel is 0 or off by a factor of two."""
+    cfg = get_preset('tiny').with_overrides(
+        {'decoder.mask_position': True, 'decoder.mask_pooling': ['res3', 'res4', 'res5']}
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    dec = model.decoder
+    with torch.no_grad():
+        for layer, std in ((dec.mask_position.proj, 0.05), (dec.mask_pooling.proj.layers[-1], 0.2)):
+            torch.nn.init.normal_(layer.weight, std=std)
+            torch.nn.init.normal_(layer.bias, std=std)
+        # F_mask channel 0 = 1 everywhere, the mask embedding's channel 0 = -30: every logit
+        # is shifted by -30; the other channels, scaled by 10, vary it by about +-7
+        embed = dec.heads.mask_embed.layers[-1]
+        embed.weight.mul_(10.0)
+        embed.bias.mul_(10.0)
+        embed.weight[0] = 0.0
+        embed.bias[0] = -30.0
+        feat = model.pixel_decoder.mask_features
+        feat.weight[0] = 0.0
+        feat.bias[0] = 1.0
+    return save_model(model, tmp_path / 'empty_masks')
+
+
+def test_parity_with_mask_position_and_pooling_on_empty_masks(tmp_path):
+    """Regression: exported with ONNX's Sigmoid, these features differed by up to 0.7 in mask
+    logits (tolerance 1e-3) while torch float32 and float64 agree to 2e-5."""
+    from poa_gres_ros.export.onnx_export import export_onnx
+
+    model_dir = _empty_mask_model(tmp_path)
+    model = load_model(model_dir)
+    case = default_cases((64, 96), 16)[0]
+    ids, mask = torch.from_numpy(case.input_ids), torch.from_numpy(case.attention_mask)
+    with torch.inference_mode():
+        text = model.encode_text(ids, mask)
+        ref = model.vision_outputs(torch.from_numpy(case.images), text, mask)
+        assert float(ref['mask_logits'].max()) < -15.0  # the regime this test is about
+        dec = model.decoder
+        for layer in (dec.mask_position.proj, dec.mask_pooling.proj.layers[-1]):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        without = model.vision_outputs(torch.from_numpy(case.images), text, mask)
+    # the two features together move the result far beyond the tolerance
+    assert float((ref['mask_logits'] - without['mask_logits']).abs().max()) > 0.1
+    meta = export_onnx(model_dir, tmp_path / 'onnx')  # raises with the table on a failure
+    diffs = meta['parity']['max_abs_diff']
+    assert diffs['mask_logits'] < 1e-3 and diffs['relevance'] < 1e-4, diffs
 
 
 @pytest.mark.slow

@@ -102,6 +102,29 @@ class POADecoderLayer(nn.Module):
         return text
 
 
+def mask_weights(mask_logits: Tensor) -> Tensor:
+    """Pixel weights ``sigmoid(S)`` of mask position and mask pooling, written as
+    ``1 / (1 + exp(-S))`` so that they keep their relative precision far below 0.5 in exported
+    graphs too (docs/method.md#mask-position).
+
+    Both features divide weighted sums by the total weight, so a query whose mask is nearly
+    empty (every logit below about -10) is described by the ratios of tiny weights. ONNX
+    Runtime's CPU ``Sigmoid`` kernel is an approximation with an absolute error of about 1e-7
+    that returns exactly 0 below -18 (1.5e-8 exact; 4.1e-8 at -17 comes out as 8.9e-8), which
+    moved these ratios by up to 0.7 and the exported model's mask logits by 0.05-0.2. ``Exp``
+    keeps its relative precision there; in torch the two forms agree to float rounding.
+
+    Args:
+        mask_logits: (B, N, h, w) float logits (detached here).
+    Returns:
+        (B, N, h, w) weights in [0, 1], in float32 or the input's dtype if wider (exactly 0
+        below about -88, where ``exp`` overflows to inf in float32).
+    """
+    x = mask_logits.detach()
+    x = x.to(torch.promote_types(x.dtype, torch.float32))
+    return torch.reciprocal(torch.exp(-x) + 1.0)
+
+
 def mask_geometry(mask_logits: Tensor) -> Tensor:
     """Where each query's current mask is and how big (docs/method.md#mask-position).
 
@@ -110,9 +133,9 @@ def mask_geometry(mask_logits: Tensor) -> Tensor:
     Returns:
         (B, N, 5) float: soft centroid x and y, spread (standard deviation) in x and y, all
         as fractions of the image width / height, and the soft area as a fraction of the
-        image, with sigmoid(S) as the pixel weights.
+        image, with sigmoid(S) as the pixel weights (``mask_weights``).
     """
-    w = mask_logits.detach().float().sigmoid()
+    w = mask_weights(mask_logits).float()
     h_, w_ = w.shape[-2:]
     ys = (torch.arange(h_, device=w.device, dtype=w.dtype) + 0.5) / h_
     xs = (torch.arange(w_, device=w.device, dtype=w.dtype) + 0.5) / w_
@@ -144,9 +167,9 @@ class MaskPositionEmbedding(nn.Module):
 
 class MaskPooledFeatures(nn.Module):
     """Object descriptors (docs/method.md#mask-pooling): each query's current mask, as
-    weights ``sigmoid(S)``, averages the frozen backbone's feature maps; the per-level averages
-    are normalised, concatenated and mapped to C by a 2-layer MLP whose last layer starts at
-    zero (a new model starts without them).
+    weights ``sigmoid(S)`` (``mask_weights``), averages the frozen backbone's feature maps;
+    the per-level averages are normalised, concatenated and mapped to C by a 2-layer MLP whose
+    last layer starts at zero (a new model starts without them).
 
     Args:
         in_channels: backbone channels per level ('res2'..'res5' -> C_l).
@@ -167,7 +190,7 @@ class MaskPooledFeatures(nn.Module):
     ) -> Tensor:
         """mask_logits (B, N, h, w) (detached here); features: level -> (B_img, C_l, H_l,
         W_l); image_index (B,) int64 or None (B_img = B). Returns (B, N, C)."""
-        w = mask_logits.detach().sigmoid()
+        w = mask_weights(mask_logits).to(mask_logits.dtype)
         parts = []
         for lvl, norm in zip(self.levels, self.norms):
             f = features[lvl].to(w.dtype)
