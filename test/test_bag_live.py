@@ -172,8 +172,11 @@ def test_demo_script_end_to_end(model, tmp_path):  # noqa: F811
     # (docs/binding.md), however late the frame reaches it: no result may name another one.
     frames = [json.loads(line) for line in (out / 'frames.jsonl').read_text().splitlines()]
     assert len(frames) == report['live']['drops']['answered']
-    assert report['live']['wrong_instruction'] == 0, [f for f in frames if f['wrong_instruction']]
-    assert not [f for f in frames if f['wrong_instruction']]
+    keys = ('index', 'instruction_ordinal', 'result_instruction_id', 'wrong_instruction')
+    wrong = [{k: f[k] for k in keys} for f in frames if f['wrong_instruction']]
+    node_log = (out / 'node.log').read_text() if (out / 'node.log').exists() else ''
+    assert report['live']['wrong_instruction'] == 0, (wrong, report['live'], node_log[-3000:])
+    assert not wrong
 
 
 def test_live_replay_with_a_model_that_does_not_load_fails_fast(bags, model, tmp_path):  # noqa: F811

@@ -132,79 +132,146 @@ def test_sim_time_expiry_clock_jumps_and_text(ros_node, spawn, tiny_model):  # n
         probe.close()
 
 
+class HeldNode:
+    """The real GresNode with the real model and Fast DDS, run in the test process on an
+    executor that the test spins (``run_until``) or holds (does not spin), as a loaded machine
+    holds it: a separate process cannot be held without stopping its middleware threads too.
+    Publishes instructions and images to it and collects its results."""
+
+    def __init__(self, ros_node, tiny_model, ns: str, **params):  # noqa: F811
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter import Parameter
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import String
+
+        from poa_gres_ros.msg import GresInstances
+        from poa_gres_ros.ros.gres_node import GresNode
+        from poa_gres_ros.ros.qos import INSTRUCTION_QOS, RESULT_QOS
+
+        params = dict(model_dir=str(tiny_model), backend='torch', relevance_threshold=0.0,
+                      no_target_threshold=1.0, **params)  # fmt: skip
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        self.ros_node = ros_node
+        self.node = GresNode('gres_held', namespace=ns, parameter_overrides=overrides)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.results = []
+        self.instr_pub = ros_node.create_publisher(String, f'{ns}/instruction', INSTRUCTION_QOS)
+        self.image_pub = ros_node.create_publisher(
+            Image, f'{ns}/image', QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        )
+        self.sub = ros_node.create_subscription(
+            GresInstances, f'{ns}/gres/instances', self.results.append, RESULT_QOS
+        )
+
+    def run_until(self, predicate, timeout_s=120.0, between=None):
+        import time
+
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end and not predicate():
+            self.executor.spin_once(timeout_sec=0.02)
+            rclpy_spin_once(self.ros_node)
+            if between is not None:
+                between()
+        return predicate()
+
+    def instruct(self, text: str) -> None:
+        from std_msgs.msg import String
+
+        self.instr_pub.publish(String(data=text))
+
+    def answer(self, stamp_ns: int):
+        """Publish an image stamped ``stamp_ns`` and return the node's result for it."""
+        self.image_pub.publish(image_msg(PIC, stamp_ns))
+        assert self.run_until(lambda: any(_stamp(r) == stamp_ns for r in self.results), 60)
+        return next(r for r in self.results if _stamp(r) == stamp_ns)
+
+    def close(self) -> None:
+        self.ros_node.destroy_subscription(self.sub)
+        self.ros_node.destroy_publisher(self.instr_pub)
+        self.ros_node.destroy_publisher(self.image_pub)
+        self.node.release()
+        self.executor.remove_node(self.node)
+        self.node.destroy_node()
+        self.executor.shutdown(timeout_sec=1.0)
+
+
 def test_live_instruction_time_is_when_the_middleware_received_it(ros_node, tiny_model):  # noqa: F811
     """Live (system time, header-stamp rule): the node's executor is held for 3 s after an
     instruction reached its middleware, as a loaded machine holds it. A frame captured 1.5 s
     after that reception (and bound after the callback finally ran) is answered with the new
-    instruction; a frame captured before it was sent keeps the previous one.
-
-    The node is the real GresNode with the real model and Fast DDS, run in the test process
-    so that the test can hold its executor: a separate process cannot be held without
-    stopping its middleware threads too."""
+    instruction; a frame captured before it was sent keeps the previous one."""
     import time
 
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import String
-
-    from poa_gres_ros.msg import GresInstances
-    from poa_gres_ros.ros.gres_node import GresNode
-    from poa_gres_ros.ros.qos import INSTRUCTION_QOS, RESULT_QOS
-
-    ns = '/rx_time'
-    params = dict(model_dir=str(tiny_model), backend='torch', relevance_threshold=0.0,
-                  no_target_threshold=1.0, stamp_tolerance_s=10.0)  # fmt: skip
-    overrides = [Parameter(k, value=v) for k, v in params.items()]
-    node = GresNode('gres_rx_time', namespace=ns, parameter_overrides=overrides)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    results = []
-    instr_pub = ros_node.create_publisher(String, f'{ns}/instruction', INSTRUCTION_QOS)
-    image_pub = ros_node.create_publisher(
-        Image, f'{ns}/image', QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-    )
-    sub = ros_node.create_subscription(
-        GresInstances, f'{ns}/gres/instances', results.append, RESULT_QOS
-    )
-
-    def run_until(predicate, timeout_s=120.0):
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end and not predicate():
-            executor.spin_once(timeout_sec=0.02)
-            rclpy_spin_once(ros_node)
-        return predicate()
-
-    def answer(stamp_ns):
-        image_pub.publish(image_msg(PIC, stamp_ns))
-        assert run_until(lambda: any(_stamp(r) == stamp_ns for r in results), 60)
-        return next(r for r in results if _stamp(r) == stamp_ns)
-
+    held = HeldNode(ros_node, tiny_model, '/rx_time', stamp_tolerance_s=10.0)
+    node = held.node
     try:
-        assert run_until(lambda: image_pub.get_subscription_count() >= 1
-                         and instr_pub.get_subscription_count() >= 1)  # fmt: skip
-        instr_pub.publish(String(data='the red mug'))
-        assert run_until(lambda: node.instructions.current() is not None, 30)
+        assert held.run_until(lambda: held.image_pub.get_subscription_count() >= 1
+                              and held.instr_pub.get_subscription_count() >= 1)  # fmt: skip
+        held.instruct('the red mug')
+        assert held.run_until(lambda: node.instructions.current() is not None, 30)
         mug = node.instructions.current()
         sent_ns = time.time_ns()
-        instr_pub.publish(String(data='the blue cup'))
+        held.instruct('the blue cup')
         time.sleep(3.0)  # the executor is held: the callback runs about 3 s late
-        assert run_until(lambda: node.instructions.current().text == 'the blue cup', 30)
-        before = answer((mug.stamp_ns + sent_ns) // 2)  # captured before it was sent
+        assert held.run_until(lambda: node.instructions.current().text == 'the blue cup', 30)
+        before = held.answer((mug.stamp_ns + sent_ns) // 2)  # captured before it was sent
         assert (before.instruction, before.instruction_id) == ('the red mug', mug.id)
-        after = answer(sent_ns + 1_500_000_000)  # captured after it reached the middleware
+        after = held.answer(sent_ns + 1_500_000_000)  # captured after it reached the middleware
         assert (after.instruction, after.instruction_id) == ('the blue cup', mug.id + 1)
         assert _stamp(after, 'instruction_stamp') <= sent_ns + 1_500_000_000
         assert node.stats.snapshot()['bound_by_stamp'] == 2
     finally:
-        ros_node.destroy_subscription(sub)
-        ros_node.destroy_publisher(instr_pub)
-        ros_node.destroy_publisher(image_pub)
-        node.release()
-        executor.remove_node(node)
-        node.destroy_node()
-        executor.shutdown(timeout_sec=1.0)
+        held.close()
+
+
+def test_sim_instruction_time_is_the_clock_when_the_middleware_received_it(ros_node, tiny_model):  # noqa: F811
+    """Under use_sim_time (a bag played with /clock): the node's executor is held while /clock
+    runs on from 20.0 s to 23.0 s after an instruction that was published at /clock 20.0 s,
+    as a loaded machine holds it. Its time is 20.0 s, not 23.0 s (when its callback ran): a
+    frame stamped 21.5 s is answered with it, one stamped 19.5 s with the previous one."""
+    import time
+
+    from builtin_interfaces.msg import Time
+    from rclpy.qos import QoSProfile
+    from rosgraph_msgs.msg import Clock
+
+    clock_pub = ros_node.create_publisher(Clock, '/clock', QoSProfile(depth=1))
+
+    def tick(t_ns: int) -> None:
+        clock_pub.publish(Clock(clock=Time(sec=t_ns // NS_PER_S, nanosec=t_ns % NS_PER_S)))
+
+    base = 1_700_000_000 * NS_PER_S
+    held = HeldNode(ros_node, tiny_model, '/sim_rx', use_sim_time=True)
+    node = held.node
+    try:
+        assert held.run_until(lambda: held.image_pub.get_subscription_count() >= 1
+                              and held.instr_pub.get_subscription_count() >= 1
+                              and clock_pub.get_subscription_count() >= 2)  # fmt: skip
+        tick(base + 10 * NS_PER_S)
+        held.instruct('the red mug')
+        assert held.run_until(
+            lambda: node.instructions.current() is not None, 30,
+            between=lambda: tick(base + 10 * NS_PER_S),
+        )  # fmt: skip
+        mug = node.instructions.current()
+        tick(base + 20 * NS_PER_S)
+        held.instruct('the blue cup')
+        for k in range(1, 121):  # the executor is held for 3 s while /clock goes on
+            time.sleep(0.025)
+            tick(base + 20 * NS_PER_S + k * 25_000_000)
+        assert held.run_until(lambda: node.instructions.current().text == 'the blue cup', 30)
+        cup = node.instructions.current()
+        assert node.get_clock().now().nanoseconds >= base + 22 * NS_PER_S  # the callback: late
+        assert base + 20 * NS_PER_S <= cup.stamp_ns <= base + 20 * NS_PER_S + 200_000_000
+        before = held.answer(base + 19_500_000_000)  # frames in stamp order, as from a bag
+        assert (before.instruction, before.instruction_id) == ('the red mug', mug.id)
+        after = held.answer(base + 21_500_000_000)
+        assert (after.instruction, after.instruction_id) == ('the blue cup', mug.id + 1)
+    finally:
+        ros_node.destroy_publisher(clock_pub)
+        held.close()
 
 
 def rclpy_spin_once(node) -> None:

@@ -260,16 +260,84 @@ def test_clear_and_expiry_by_stamp():
 
 def test_instruction_time_is_when_the_middleware_received_it():
     """Live: the callback ran 3 s after the middleware received the instruction (a loaded
-    executor). Frames captured after the reception are bound to it; frames already bound
-    keep theirs; a 3 s late callback is not a clock jump."""
+    executor). Frames captured after the reception are bound to it, also one bound before
+    the callback ran once it is bound again before inference; a 3 s late callback is not a
+    clock jump."""
     st = InstructionState(stamp_tolerance_s=5.0)
     a = st.receive('the red mug', 100 * S)
-    assert st.bind_image(_ms(101.1), _ms(101.0), sim_time=False).instruction is a  # bound early
+    early = st.bind_image(_ms(101.1), _ms(101.0), sim_time=False)
+    assert early.instruction is a  # the duck's callback has not run yet
+    before = st.bind_image(_ms(101.2), _ms(100.4), sim_time=False)
     b = st.receive('the duck', _ms(103.5), received_ns=_ms(100.5))
     assert b.stamp_ns == _ms(100.5)
-    assert st.bind_image(_ms(103.6), _ms(100.9), sim_time=False).instruction is a  # before 101.0
-    assert st.bind_image(_ms(103.6), _ms(101.2), sim_time=False).instruction is b
+    assert st.rebind(early) is b and st.rebind(before) is a
+    assert st.bind_image(_ms(103.6), _ms(100.9), sim_time=False).instruction is b
+    assert st.bind_image(_ms(103.6), _ms(100.45), sim_time=False).instruction is a
     assert st.bind_image(_ms(103.7), _ms(102.0), sim_time=False).rule == 'header stamp'
     # unknown (0) or later than the callback (another clock): the callback time
     assert st.receive('the cup', _ms(104.0), received_ns=0).stamp_ns == _ms(104.0)
     assert st.receive('the box', _ms(105.0), received_ns=_ms(105.1)).stamp_ns == _ms(105.0)
+
+
+def test_rebind_takes_a_late_instruction_only_under_the_stamp_rule():
+    """Under /clock a frame bound before the instruction's callback ran (its time is at or
+    before the frame's stamp) is processed with it; a later instruction, a receipt-order
+    binding and a binding from before a clock jump stay as they were; a late clear drops it."""
+    st = InstructionState()
+    a = st.receive('the red mug', _ms(1.0))
+    bound = st.bind_image(_ms(6.01), _ms(6.0), sim_time=True)
+    assert bound.instruction is a and bound.stamp_ns == _ms(6.0)
+    b = st.receive('the duck', _ms(6.3), received_ns=_ms(5.95), on_sim_clock=True)
+    assert b.stamp_ns == _ms(5.95) and st.rebind(bound) is b
+    st.receive('the cup', _ms(6.4), received_ns=_ms(6.2), on_sim_clock=True)
+    assert st.rebind(bound) is b  # after the stamp: never changes the frame
+    receipt = st.bind_image(_ms(6.5), 0, sim_time=True)
+    st.receive('', _ms(6.6), received_ns=_ms(6.55), on_sim_clock=True)
+    assert st.rebind(receipt) is receipt.instruction  # receipt order: decided at receipt
+    late = st.bind_image(_ms(6.7), _ms(6.6), sim_time=True)
+    assert late.instruction is None
+    framed = st.bind_image(_ms(6.8), _ms(6.5), sim_time=True)
+    assert framed.instruction is not None
+    st.receive('', _ms(6.9), received_ns=_ms(6.45), on_sim_clock=True)  # a clear before it
+    assert st.rebind(framed) is None
+    kept = st.bind_image(_ms(6.95), _ms(6.4), sim_time=True)
+    st.clock_jumped(_ms(0.0))
+    assert st.rebind(kept) is kept.instruction  # another time line: not bound again
+
+
+def test_a_sim_reception_may_lead_the_lagging_node_clock_by_the_tolerance():
+    """Under /clock the reception mapped onto /clock is ahead of the node clock when the
+    node's own /clock callback lags; up to stamp_tolerance_s it is the instruction's time."""
+    st = InstructionState(stamp_tolerance_s=1.0)
+    assert st.receive('a', _ms(5.0), received_ns=_ms(5.4), on_sim_clock=True).stamp_ns == _ms(5.4)
+    assert st.receive('b', _ms(6.0), received_ns=_ms(7.5), on_sim_clock=True).stamp_ns == _ms(6.0)
+    assert st.receive('c', _ms(7.0), received_ns=_ms(7.4)).stamp_ns == _ms(7.0)  # live: never
+
+
+def test_clock_is_read_under_the_lock_so_a_stalled_reader_is_no_clock_jump():
+    """A callback that read the node clock, then stalled for 2 s while others bound frames,
+    would present a 2 s old time: a clock jump back that restarts the history and binds
+    frames already waiting to the wrong instruction. Read under the lock, the times are in
+    order and no jump is seen."""
+    now = [_ms(5.9)]
+    st = InstructionState(clock=lambda: now[0])
+    a = st.receive('the red mug')
+    assert a.stamp_ns == _ms(5.9)
+    stalled_reader = threading.Event()
+    results = []
+
+    def slow_callback():
+        stalled_reader.wait(5)
+        results.append(st.bind_image(None, _ms(5.95), sim_time=True))
+
+    t = threading.Thread(target=slow_callback)
+    t.start()
+    now[0] = _ms(8.0)
+    b = st.receive('the duck', received_ns=_ms(8.0), on_sim_clock=True)
+    stalled_reader.set()
+    t.join(5)
+    (late,) = results
+    assert late.instruction is a and late.epoch == 0  # no restart of the history
+    assert st.bind_image(None, _ms(8.1), sim_time=True).instruction is b
+    with pytest.raises(ValueError, match='no clock'):
+        InstructionState().bind_image(None, 1, sim_time=True)

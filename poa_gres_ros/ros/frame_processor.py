@@ -14,19 +14,21 @@ from poa_gres_ros.conversions.image_msgs import compressed_msg_to_rgb, image_msg
 from poa_gres_ros.core.results import GresPrediction
 from poa_gres_ros.core.thresholds import Thresholds
 from poa_gres_ros.msg import GresInstances
-from poa_gres_ros.ros.instruction_state import Instruction, InstructionState
+from poa_gres_ros.ros.instruction_state import Binding, Instruction, InstructionState
 from poa_gres_ros.ros.log_text import short_text
 from poa_gres_ros.ros.result_msgs import build_instances_msg
 
 
 @dataclass(frozen=True)
 class Frame:
-    """An image waiting in the node's slot, bound at receipt to its instruction."""
+    """An image waiting in the node's slot, bound at receipt to its instruction
+    (``binding``: how, for :meth:`InstructionState.rebind` before inference)."""
 
     msg: Image | CompressedImage
     instruction: Instruction
     receipt_mono_s: float  # time.monotonic() at receipt
     topic: str
+    binding: Binding | None = None
 
 
 @dataclass

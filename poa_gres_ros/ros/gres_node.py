@@ -38,6 +38,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleNodeMixin, TransitionCallbackReturn
 from rclpy.node import Node
+from rosgraph_msgs.msg import Clock as RosClock
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Bool, String
 from visualization_msgs.msg import MarkerArray
@@ -52,6 +53,7 @@ from poa_gres_ros.core.node_settings import (
 from poa_gres_ros.msg import GresInstances
 from poa_gres_ros.ros import qos as Q
 from poa_gres_ros.ros.binding_notices import BindingNotices
+from poa_gres_ros.ros.clock_receipt import ClockReceiptMap
 from poa_gres_ros.ros.depth_input import DepthInput
 from poa_gres_ros.ros.frame_processor import FrameProcessor
 from poa_gres_ros.ros.gres_node_frames import GresNodeFrames
@@ -83,9 +85,13 @@ class GresNode(GresNodeFrames, GresNodeHealth, LifecycleNode):
         self._settings = NodeSettings.from_values(values)
         self.add_on_set_parameters_callback(self._validate_params)
         self.add_post_set_parameters_callback(self._apply_params)
-        self.instructions = InstructionState(
-            self._settings.instruction_timeout_s, self._settings.stamp_tolerance_s
+        self.instructions = InstructionState(  # reads the node clock under its lock
+            self._settings.instruction_timeout_s,
+            self._settings.stamp_tolerance_s,
+            lambda: self.get_clock().now().nanoseconds,
         )
+        self._clock_receipts = ClockReceiptMap()  # use_sim_time: reception -> /clock time
+        self._clock_sub = None
         self.stats = NodeStats()
         self._slot = LatestSlot()
         self._throttle = KeyedThrottle(5.0)
@@ -186,6 +192,11 @@ class GresNode(GresNodeFrames, GresNodeHealth, LifecycleNode):
                                ('instruction/spoken', Q.SPOKEN_QOS))
         ]  # fmt: skip
         self._notices.instruction_subs = self._instr_subs
+        if self.get_parameter('use_sim_time').value:  # instruction times on the /clock line
+            self._clock_sub = self.create_subscription(
+                RosClock, '/clock', self._on_clock, Q.CLOCK_RECEIPT_QOS,
+                callback_group=self._rx_group,
+            )  # fmt: skip
         self._diag_timer = self.create_timer(  # steady: reports go on while a bag is paused
             values['diagnostics_period_s'], self._on_diag_timer, self._diag_group, self._steady
         )
@@ -269,9 +280,11 @@ class GresNode(GresNodeFrames, GresNodeHealth, LifecycleNode):
         """Stop processing and destroy every publisher, subscription and timer (idempotent;
         also called on Ctrl-C so the model is freed even without a shutdown transition)."""
         self._stop_processing()
-        for sub in self._instr_subs:
+        for sub in [*self._instr_subs, *([self._clock_sub] if self._clock_sub else [])]:
             self.destroy_subscription(sub)
         self._instr_subs = self._notices.instruction_subs = []
+        self._clock_sub = None
+        self._clock_receipts.clear()
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None

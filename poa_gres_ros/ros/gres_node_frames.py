@@ -15,9 +15,11 @@ It uses the node's state set up in ``GresNode.__init__`` and its lifecycle trans
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 
+from rclpy.exceptions import InvalidHandle
 from std_msgs.msg import Bool, String
 
 from poa_gres_ros.conversions.image_msgs import ImageConversionError
@@ -26,6 +28,7 @@ from poa_gres_ros.ros import geometry_viz
 from poa_gres_ros.ros.frame_processor import Frame, FrameProcessor
 from poa_gres_ros.ros.log_text import short_text
 from poa_gres_ros.ros.node_stats import stamp_latency_ms
+from poa_gres_ros.ros.qos import CLOCK_RECEIPT_QOS
 from poa_gres_ros.ros.result_msgs import rgb8_image
 
 
@@ -33,11 +36,42 @@ class GresNodeFrames:
     """Callbacks from a received instruction or image to the published result (a mixin of
     ``GresNode``; every callback catches at its boundary and keeps the executor alive)."""
 
+    def _on_clock(self, msg, info) -> None:
+        """use_sim_time: a /clock message and when the middleware received it."""
+        try:
+            t = msg.clock
+            self._clock_receipts.observe(
+                info.get('received_timestamp', 0), t.sec * 1_000_000_000 + t.nanosec
+            )
+        except Exception as exc:  # boundary: keep the executor alive
+            self._log_throttled('clock', f'/clock callback failed: {exc!r}')
+
+    def _take_clock_backlog(self) -> None:
+        """Record the /clock messages the middleware holds and the executor has not handed to
+        ``_on_clock`` yet: a held executor may run the instruction callback first, and the
+        /clock messages received just before the instruction are the ones that date it."""
+        sub = self._clock_sub
+        if sub is None:
+            return
+        try:
+            with sub.handle:
+                for _ in range(CLOCK_RECEIPT_QOS.depth):
+                    taken = sub.handle.take_message(sub.msg_type, sub.raw)
+                    if taken is None:
+                        break
+                    self._on_clock(*taken)
+        except InvalidHandle:  # destroyed meanwhile (cleanup, shutdown)
+            pass
+
     def _on_instruction(self, msg: String, info, topic: str) -> None:
-        try:  # live, its time is when the middleware received it (the callback may run later)
-            source, clock = self.resolve_topic_name(topic), self.get_clock()
-            received = None if clock.ros_time_is_active else info.get('received_timestamp')
-            instr = self.instructions.receive(msg.data, clock.now().nanoseconds, source, received)
+        try:  # its time is when the middleware received it (the callback may run later)
+            source = self.resolve_topic_name(topic)
+            received = info.get('received_timestamp')
+            sim = self.get_clock().ros_time_is_active
+            if sim:  # system time -> the /clock time line (None: unknown, callback time)
+                self._take_clock_backlog()
+                received = self._clock_receipts.to_clock(received)
+            instr = self.instructions.receive(msg.data, None, source, received, on_sim_clock=sim)
             if instr is None:
                 self.get_logger().info(f'instruction cleared by an empty message on {source}')
                 return
@@ -59,11 +93,10 @@ class GresNodeFrames:
             if self._stopping.is_set():
                 return
             self.stats.count('received')
-            clock = self.get_clock()
             stamp = msg.header.stamp
-            binding = self.instructions.bind_image(
-                clock.now().nanoseconds, stamp.sec * 1_000_000_000 + stamp.nanosec,
-                clock.ros_time_is_active,
+            binding = self.instructions.bind_image(  # the node clock is read under its lock
+                None, stamp.sec * 1_000_000_000 + stamp.nanosec,
+                self.get_clock().ros_time_is_active,
             )  # fmt: skip
             self._notices.note(binding, self._settings.stamp_tolerance_s)
             instr = binding.instruction
@@ -72,7 +105,7 @@ class GresNodeFrames:
                 if not self._exiting:
                     self._notices.warn_no_instruction()
                 return
-            if self._slot.put(Frame(msg, instr, time.monotonic(), topic)):
+            if self._slot.put(Frame(msg, instr, time.monotonic(), topic, binding)):
                 self.stats.count('dropped_stale')
             if self._wake is not None:
                 self._wake.trigger()
@@ -86,6 +119,9 @@ class GresNodeFrames:
                 frame = self._slot.take()
                 if frame is None:
                     break
+                frame = self._rebound(frame)
+                if frame is None:
+                    continue
                 try:
                     self._process(processor, frame)
                 except Exception as exc:  # boundary: a bad frame never kills the node
@@ -97,6 +133,18 @@ class GresNodeFrames:
                     processor.ensure_encoded(current)
                 except Exception as exc:  # boundary
                     self._log_throttled('encode', f'encoding the instruction failed: {exc!r}')
+
+    def _rebound(self, frame: Frame) -> Frame | None:
+        """The frame with the instruction at its header stamp now (an instruction whose
+        callback ran after the image's takes over, docs/binding.md); None if that is none."""
+        instr = self.instructions.rebind(frame.binding) if frame.binding else frame.instruction
+        if instr is frame.instruction:
+            return frame
+        self.stats.count('rebound')
+        if instr is None:
+            self.stats.count('no_instruction')
+            return None
+        return dataclasses.replace(frame, instruction=instr)
 
     def _process(self, processor: FrameProcessor, frame: Frame) -> None:
         settings = self._settings  # one snapshot per frame

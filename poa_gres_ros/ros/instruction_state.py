@@ -9,11 +9,13 @@ and the node clock share a time base:
   receipt. The image gets the newest instruction *received at or before its header stamp*, so
   a frame captured before an instruction change but delivered after it (a 0.9 MB frame behind
   a small instruction message on a loaded machine) keeps the instruction it was captured
-  under. An instruction's time is its node-clock receive time (live: when the middleware
-  received it, which can be seconds before the callback runs on a loaded machine), but never
-  earlier than the stamp of an image already received (a node clock that lags the camera,
-  e.g. a /clock message handled after the instruction, cannot move an instruction before
-  frames it came after).
+  under. An instruction's time is when the node's middleware received it, on the node
+  clock's time line (live: system time; under ``use_sim_time``: the ``/clock`` time at
+  reception, from ``clock_receipt.ClockReceiptMap``), which can be seconds before its callback
+  runs on a loaded machine. Where that is unknown it is the node clock in the callback, but
+  never earlier than the stamp of an image already received (a node clock that lags the
+  camera, e.g. a /clock message handled after the instruction, cannot move an instruction
+  before frames it came after).
 * **receipt order** otherwise (no stamp, a camera clock of its own, recorded stamps replayed
   without ``--clock``): the newest instruction received before the image. Also once the image
   stamps jumped backwards while the node clock did not (a looped recording played with
@@ -21,10 +23,16 @@ and the node clock share a time base:
   node clock): from that image on, until a stamp is within ``stamp_tolerance_s`` of the node
   clock again or the node clock itself jumps back.
 
-Either way the binding is made once, in the image callback: the frame carries its instruction
-through the single-slot buffer, so an instruction arriving while the frame waits or is
-processed never changes the frame's result, and every published result names the instruction
-(text, id, receive stamp) it was computed with.
+The binding is made in the image callback and the frame carries it through the single-slot
+buffer. Under the header-stamp rule it is checked once more just before inference
+(:meth:`InstructionState.rebind`): an instruction whose callback ran after the image's (a loaded
+executor) but whose time is at or before the image stamp takes over; one received after the
+stamp never changes the frame's result. Every published result names the instruction (text,
+id, receive stamp) it was computed with.
+
+The node clock is read under the state's lock (``clock``), so two callbacks' readings are
+never seen out of order: a thread that read the clock and then stalled for a second would
+otherwise look like a clock jump back.
 
 Node clock jumping backwards (``ros2 bag play --loop --clock``; the node reports it with
 :meth:`InstructionState.clock_jumped` from an rclpy time-jump callback, and a step back of more
@@ -47,6 +55,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 NS_PER_S = 1_000_000_000
@@ -88,12 +97,16 @@ class Binding:
             'stamp unset', 'stamp outside tolerance', 'stamps jumped back',
             'captured before the clock jumped back').
         offset_s: node clock at receipt - image stamp, seconds (0.0 for an unset stamp).
+        stamp_ns: the image header stamp (ns; 0 = unset).
+        epoch: the history it was bound in (one more after each restart on a clock jump).
     """
 
     instruction: Instruction | None
     rule: str
     reason: str
     offset_s: float = 0.0
+    stamp_ns: int = 0
+    epoch: int = 0
 
     def describe(self, tolerance_s: float) -> str:
         """One line for logs and diagnostics, e.g. 'header stamp (use_sim_time)'."""
@@ -125,10 +138,13 @@ class InstructionState:
         stamp_tolerance_s: live (not ``use_sim_time``), the header-stamp rule applies when
             |node clock - image stamp| <= this (seconds); image stamps that fall more than
             this behind the newest one while the node clock goes on count as a backwards jump.
+        clock: the node clock, ns (e.g. ``lambda: node.get_clock().now().nanoseconds``); read
+            under the lock by the methods called without a time. None: callers pass times.
     """
 
     timeout_s: float = 0.0
     stamp_tolerance_s: float = 1.0
+    clock: Callable[[], int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _current: Instruction | None = field(default=None, repr=False)
     _age_ref_ns: int = field(default=0, repr=False)
@@ -142,6 +158,7 @@ class InstructionState:
     _last_stamp_ns: int = field(default=-1, repr=False)  # newest image bound by stamp
     _max_stamp_ns: int = field(default=-1, repr=False)  # newest image stamp since a jump
     _stamps_apart: bool = field(default=False, repr=False)  # stamps jumped back, clock did not
+    _epoch: int = field(default=0, repr=False)  # restarts of the history
 
     def __post_init__(self):
         self.set_timeout(self.timeout_s)
@@ -169,7 +186,16 @@ class InstructionState:
             self._rebase(now_ns)
         self._last_now_ns = int(now_ns)
 
+    def _now(self, now_ns: int | None) -> int:
+        """``now_ns``, or the clock read now (lock held)."""
+        if now_ns is not None:
+            return int(now_ns)
+        if self.clock is None:
+            raise ValueError('no time given and InstructionState has no clock')
+        return int(self.clock())
+
     def _rebase(self, now_ns: int) -> None:
+        self._epoch += 1
         self._before_jump = tuple(self._history)
         self._history.clear()
         if self._current is not None:  # current for every image after the jump
@@ -186,13 +212,21 @@ class InstructionState:
             self.timeout_s = float(timeout_s)
 
     def receive(
-        self, text: str, stamp_ns: int, source: str = '', received_ns: int | None = None
+        self,
+        text: str,
+        stamp_ns: int | None = None,
+        source: str = '',
+        received_ns: int | None = None,
+        on_sim_clock: bool = False,
     ) -> Instruction | None:
-        """Record an instruction whose callback runs at node-clock time ``stamp_ns`` (ns).
+        """Record an instruction whose callback runs at node-clock time ``stamp_ns`` (ns; None:
+        read ``clock`` under the lock).
 
-        ``received_ns``: when the middleware received it (ns, on the node clock's time base:
-        live, where the node clock is system time; None or 0 = unknown); used as the
-        instruction's time when it is not later than ``stamp_ns``.
+        ``received_ns``: when the middleware received it (ns, on the node clock's time line;
+        None or 0 = unknown); used as the instruction's time when it is not later than
+        ``stamp_ns`` or, with ``on_sim_clock`` (a reception mapped onto ``/clock``, which the
+        node clock's own ``/clock`` callback may lag), not more than ``stamp_tolerance_s``
+        later.
 
         An empty or whitespace-only ``text`` clears the state (no output until the next
         instruction) and returns None; otherwise returns the new :class:`Instruction`, whose id
@@ -201,10 +235,13 @@ class InstructionState:
         if not isinstance(text, str):
             raise TypeError(f'instruction text must be str, got {type(text).__name__}')
         with self._lock:
+            stamp_ns = self._now(stamp_ns)
             self._observe_clock(stamp_ns)
-            if received_ns and 0 < received_ns <= stamp_ns:
-                stamp_ns = int(received_ns)
-            at = max(int(stamp_ns), self._last_stamp_ns + 1)  # never before a received image
+            ahead = self.stamp_tolerance_s * NS_PER_S if on_sim_clock else 0
+            if received_ns and 0 < received_ns <= stamp_ns + ahead:
+                stamp_ns = at = int(received_ns)
+            else:  # the callback's time: never before an image already received
+                at = max(int(stamp_ns), self._last_stamp_ns + 1)
             if not text.strip():
                 self._current = None
                 self._history.append((at, at, None))
@@ -227,17 +264,20 @@ class InstructionState:
         """Forget the current instruction and the image stamps seen (ids keep counting from
         where they were)."""
         with self._lock:
+            self._epoch += 1
             self._current = None
             self._history.clear()
             self._before_jump = ()
             self._last_stamp_ns = self._max_stamp_ns = -1
             self._stamps_apart = False
 
-    def bind_image(self, now_ns: int, stamp_ns: int, sim_time: bool) -> Binding:
-        """Bind an image received at node-clock time ``now_ns`` with header stamp ``stamp_ns``
-        (both ns; 0 = unset stamp) by the rule in force (module docstring). ``sim_time``: the
-        node clock follows /clock (``use_sim_time``)."""
+    def bind_image(self, now_ns: int | None, stamp_ns: int, sim_time: bool) -> Binding:
+        """Bind an image received at node-clock time ``now_ns`` (None: read ``clock`` under
+        the lock) with header stamp ``stamp_ns`` (both ns; 0 = unset stamp) by the rule in
+        force (module docstring). ``sim_time``: the node clock follows /clock
+        (``use_sim_time``)."""
         with self._lock:
+            now_ns = self._now(now_ns)
             self._observe_clock(now_ns)
             tol_ns = self.stamp_tolerance_s * NS_PER_S
             offset_s = (now_ns - stamp_ns) / NS_PER_S if stamp_ns else 0.0
@@ -265,8 +305,22 @@ class InstructionState:
             if reason in ('use_sim_time', 'stamp within tolerance'):
                 self._last_stamp_ns = max(self._last_stamp_ns, stamp_ns)
                 return Binding(self._at_stamp(self._history, stamp_ns), RULE_STAMP, reason,
-                               offset_s)  # fmt: skip
+                               offset_s, stamp_ns, self._epoch)  # fmt: skip
             return Binding(self._at_receipt(now_ns), RULE_RECEIPT, reason, offset_s)
+
+    def rebind(self, binding: Binding) -> Instruction | None:
+        """The instruction to process a bound image with, just before inference (module
+        docstring): under the header-stamp rule, in the history it was bound in, the newest
+        instruction at or before its stamp now (an instruction whose callback ran late takes
+        over; a clear or expiry can make it None); any other binding is kept as it was."""
+        with self._lock:
+            if (
+                binding.rule != RULE_STAMP
+                or binding.reason not in ('use_sim_time', 'stamp within tolerance')
+                or binding.epoch != self._epoch
+            ):
+                return binding.instruction
+            return self._at_stamp(self._history, binding.stamp_ns)
 
     def _at_stamp(self, history, stamp_ns: int) -> Instruction | None:
         """Newest instruction of ``history`` whose time is <= ``stamp_ns``, unless expired
@@ -290,11 +344,12 @@ class InstructionState:
             return None
         return instr
 
-    def bind(self, now_ns: int) -> Instruction | None:
+    def bind(self, now_ns: int | None = None) -> Instruction | None:
         """Receipt order only: the instruction an image received at node-clock time
         ``now_ns`` is processed with: the newest received instruction, or None if there is
         none, it was cleared, or it is older than ``timeout_s``."""
         with self._lock:
+            now_ns = self._now(now_ns)
             self._observe_clock(now_ns)
             return self._at_receipt(now_ns)
 

@@ -49,13 +49,14 @@ COUNTERS = (
     'processed',  # frames run through the model and published
     'dropped_stale',  # frames replaced in the slot by a newer one before processing
     'rejected',  # frames that could not be converted (encoding, sizes, data length)
-    'no_instruction',  # frames received with no (or an expired) instruction: skipped
+    'no_instruction',  # frames with no (or an expired or cleared) instruction: skipped
     'errors',  # frames whose inference or publishing raised
     'instructions',  # instructions received (clears not counted)
     'debug_published',  # debug overlays computed and published (only while subscribed)
     'bound_by_stamp',  # images bound to the instruction current at their header stamp
     'bound_by_receipt',  # images bound to the newest instruction received before them
     'clock_jumps',  # node clock steps back or source changes (instruction history restarted)
+    'rebound',  # images bound again before inference: an instruction's callback ran late
 )
 
 

@@ -65,6 +65,16 @@ SPOKEN_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
+# /clock, under use_sim_time, for the reception times of /clock messages (docs/binding.md):
+# best effort like rclpy's own /clock subscription, so any /clock publisher matches; 500 deep
+# (12 s of a 40 Hz bag player's /clock, 0.5 s of a 1 kHz simulator's) so that the messages
+# around an instruction are still there when a loaded node's callbacks run late.
+CLOCK_RECEIPT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=500,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
 # Results: reliable, so that planners get every result; volatile (stale results are useless).
 RESULT_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
