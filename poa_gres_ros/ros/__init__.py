@@ -12,6 +12,8 @@ Nodes and what they are made of:
 - ``depth_input``: the optional depth + CameraInfo input and the 3D fields of a result.
 - ``instruction_state``: the current instruction, its id, expiry and binding to images (by
   header stamp or receipt order).
+- ``clock_receipt``: under use_sim_time, the /clock time at which the middleware received a
+  message (an instruction's time), from the reception stamps of /clock messages.
 - ``binding_notices``: what the node logs and reports about binding (the rule in force, frames
   skipped without an instruction) and its time-jump callback (the node clock stepping back).
 - ``log_text``: long instruction text cut for log lines.
