@@ -21,6 +21,7 @@ from poa_gres_ros.core.postprocess import (
     resize_maps_cv2,
     resize_maps_torch,
     select_queries,
+    suppress_duplicates,
 )
 from poa_gres_ros.core.thresholds import Thresholds
 
@@ -74,6 +75,35 @@ def test_instances_in_stable_order_with_their_masks_at_the_output_size():
     assert pred.instances[0].box_xyxy_px == (24, 16, 36, 32)
     assert not pred.no_target and pred.no_target_prob == pytest.approx(0.1)
     assert pred.instances[0].phrase is None  # no tokens given: no phrases
+
+
+def test_duplicates_are_dropped_before_the_instance_cap():
+    """Query 2 covers 12 of query 0's 16 stride-4 cells (IoU 0.75): dropped at the default
+    0.5, kept at 0.8 and with 1 (no suppression); the cap counts the instances left."""
+    boxes = [(0, 4, 0, 4), (4, 8, 6, 9), (0, 4, 1, 4), (5, 8, 0, 3)]
+    out = _outputs([0.9, 0.7, 0.8, 0.6], boxes, [(0, 8, 0, 12)])
+    (pred,) = postprocess(out, (32, 48), Thresholds())
+    assert [i.query_index for i in pred.instances] == [0, 1, 3]
+    (pred,) = postprocess(out, (32, 48), Thresholds(max_instances=2))
+    assert [i.query_index for i in pred.instances] == [0, 1]  # not [0, 2]: 2 is a duplicate
+    (pred,) = postprocess(out, (32, 48), Thresholds(duplicate_iou=0.8))
+    assert [i.query_index for i in pred.instances] == [0, 2, 1, 3]
+    (pred,) = postprocess(out, (32, 48), Thresholds(duplicate_iou=1.0, max_instances=3))
+    assert [i.query_index for i in pred.instances] == [0, 2, 1]
+    (pred,) = postprocess(out, (32, 48), Thresholds(), resize='torch')
+    assert [i.query_index for i in pred.instances] == [0, 1, 3]
+
+
+def test_suppress_duplicates_compares_with_kept_masks_only():
+    a = np.zeros((3, 4, 4), bool)
+    a[0, :2] = True  # rows 0-1
+    a[1, 1:3] = True  # rows 1-2: IoU 1/3 with 0
+    a[2, 2:4] = True  # rows 2-3: IoU 0 with 0, 1/3 with 1
+    assert suppress_duplicates(a, 0.5).tolist() == [0, 1, 2]
+    assert suppress_duplicates(a, 0.3).tolist() == [0, 2]  # 1 goes; 2 is compared with 0 only
+    assert suppress_duplicates(np.zeros((2, 3, 3), bool), 0.0).tolist() == [0, 1]  # empty: IoU 0
+    with pytest.raises(ValueError, match='duplicate_iou'):
+        Thresholds(duplicate_iou=1.5)
 
 
 def test_merged_mask_is_restricted_to_the_reported_instances():
@@ -204,7 +234,8 @@ def test_evaluation_and_the_predictor_give_the_same_answers(tiny_eval, relevance
     from poa_gres_ros.training.evaluate import evaluate_dataset
 
     root, model, ds = tiny_eval
-    thr = Thresholds(relevance=relevance)
+    # 0.3: every query passes and, duplicates kept, several instances; 0.465: the default rule
+    thr = Thresholds(relevance=relevance, duplicate_iou=1.0 if relevance == 0.3 else 0.5)
     res = evaluate_dataset(model, ds, thr, batch_size=4, eval_size='source', keep_examples=len(ds))
     assert len(res.examples) == len(ds) == 12
     predictor = Predictor.from_model(model, thresholds=thr)

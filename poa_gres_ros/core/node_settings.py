@@ -112,6 +112,11 @@ SPECS: dict[str, ParameterSpec] = {
     'max_instances': ParameterSpec(
         _T.max_instances, 'Keep at most this many instances.', range=(1, 100)
     ),
+    'duplicate_iou_threshold': ParameterSpec(
+        _T.duplicate_iou,
+        'Drop an instance whose mask overlaps a more relevant one with IoU > this (1 = keep).',
+        range=(0.0, 1.0),
+    ),
     'publish_debug': ParameterSpec(
         True, 'Publish /gres/debug_image (computed only while someone subscribes).'
     ),
@@ -161,6 +166,7 @@ THRESHOLD_PARAMETERS = {
     'mask_threshold': 'mask',
     'no_target_threshold': 'no_target',
     'max_instances': 'max_instances',
+    'duplicate_iou_threshold': 'duplicate_iou',
 }
 """Parameter name -> ``Thresholds`` field. The other fields of :class:`NodeSettings` are
 named like their parameters."""
@@ -172,7 +178,7 @@ class NodeSettings:
 
     Attributes:
         thresholds: post-processing thresholds (``relevance_threshold``, ``mask_threshold``,
-            ``no_target_threshold``, ``max_instances``).
+            ``no_target_threshold``, ``max_instances``, ``duplicate_iou_threshold``).
         publish_debug, instruction_timeout_s, stamp_tolerance_s, depth_tolerance_s, depth_wait_s,
             depth_erode_px, depth_min_points: the parameters of the same names.
     """

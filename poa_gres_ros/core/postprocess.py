@@ -8,7 +8,10 @@ Rules, per image (thresholds from ``core.thresholds.Thresholds``):
 
 1. Query selection, before any resize: query i is a candidate when its relevance
    ``p_i > thresholds.relevance``; candidates are ordered by relevance, highest first, ties by
-   query index (a stable order), and the first ``thresholds.max_instances`` are kept.
+   query index (a stable order). Duplicates go (mask non-maximum suppression): in that order,
+   a candidate whose stride-4 mask ``S_i > logit(thresholds.mask)`` has IoU >
+   ``thresholds.duplicate_iou`` with an already kept candidate's is dropped. The first
+   ``thresholds.max_instances`` left are kept.
 2. Instance masks: the kept queries' stride-4 mask logits S_i are resized bilinearly
    (pixel-centre aligned, the inverse of the input resize, which does not keep the aspect
    ratio) to the output (H, W); the mask is ``sigmoid(S_i) > thresholds.mask`` (compared as
@@ -59,19 +62,43 @@ class InstructionTokens:
     word_ids: Sequence[int | None] | None = None
 
 
-def select_queries(relevance: np.ndarray, thresholds: Thresholds) -> np.ndarray:
-    """Kept query indices, rule 1: ``p > thresholds.relevance``, relevance descending, ties by
-    query index, at most ``thresholds.max_instances``.
+def select_queries(relevance: np.ndarray, thresholds: Thresholds, cap: bool = True) -> np.ndarray:
+    """Candidate query indices, rule 1: ``p > thresholds.relevance``, relevance descending,
+    ties by query index; with ``cap``, at most ``thresholds.max_instances``.
 
     Args:
         relevance: (N,) float relevance scores p in [0, 1].
     Returns:
-        (K,) int64 query indices, K <= max_instances.
+        (K,) int64 query indices (K <= max_instances with ``cap``).
     """
     rel = np.asarray(relevance, np.float64).reshape(-1)
     order = np.argsort(-rel, kind='stable')
     order = order[rel[order] > thresholds.relevance]
-    return order[: thresholds.max_instances].astype(np.int64)
+    return (order[: thresholds.max_instances] if cap else order).astype(np.int64)
+
+
+def suppress_duplicates(masks: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Mask non-maximum suppression, rule 1: positions of the masks to keep, in order, each
+    with IoU <= ``iou_threshold`` against every earlier kept one.
+
+    Args:
+        masks: (K, h, w) bool, highest relevance first.
+        iou_threshold: in [0, 1]; two empty masks have IoU 0.
+    Returns:
+        (K',) int64 positions into ``masks``, ascending (the first is always kept).
+    """
+    flat = np.asarray(masks, bool).reshape(len(masks), -1)
+    area = flat.sum(1)
+    kept: list[int] = []
+    for k in range(len(flat)):
+        if kept:
+            inter = (flat[kept] & flat[k]).sum(1)
+            union = area[kept] + area[k] - inter
+            iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+            if (iou > iou_threshold).any():
+                continue
+        kept.append(k)
+    return np.asarray(kept, np.int64)
 
 
 def mask_logit_cut(mask_threshold: float) -> float:
@@ -232,7 +259,10 @@ def _one(logits, merged, attention, relevance, nt_prob, size_hw, thr, cut, tok, 
     empty = GresPrediction([], np.zeros((h, w), bool), True, nt_prob, text)
     if nt_prob > thr.no_target:
         return empty
-    keep = select_queries(relevance, thr)
+    keep = select_queries(relevance, thr, cap=thr.duplicate_iou >= 1.0)
+    if thr.duplicate_iou < 1.0 and keep.size > 1:
+        small = _rows(logits, keep) > np.float32(cut)  # (K, h, w) stride-4 masks
+        keep = keep[suppress_duplicates(small, thr.duplicate_iou)][: thr.max_instances]
     if keep.size == 0:
         return empty
     if use_torch:

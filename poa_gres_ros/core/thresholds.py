@@ -19,15 +19,19 @@ class Thresholds:
             threshold on the merged mask M (0.5, docs/method.md#aggregation).
         no_target: predict no-target when the no-target probability > this, in [0, 1].
         max_instances: keep at most this many instances (highest relevance first), >= 1.
+        duplicate_iou: drop a candidate whose mask overlaps a higher-relevance kept candidate
+            with IoU > this (mask non-maximum suppression on the model's stride-4 masks,
+            docs/postprocessing.md), in [0, 1]; 1 keeps duplicates.
     """
 
     relevance: float = 0.5
     mask: float = 0.5
     no_target: float = 0.5
     max_instances: int = 10
+    duplicate_iou: float = 0.5
 
     def __post_init__(self):
-        for name in ('relevance', 'mask', 'no_target'):
+        for name in ('relevance', 'mask', 'no_target', 'duplicate_iou'):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f'threshold {name}={value} must be in [0, 1]')

@@ -38,6 +38,10 @@ def add_arguments(parser):
     parser.add_argument('--mask-threshold', type=float, default=0.5)
     parser.add_argument('--no-target-threshold', type=float, default=0.5)
     parser.add_argument('--max-instances', type=int, default=10)
+    parser.add_argument(
+        '--duplicate-iou', type=float, default=0.5,
+        help='drop an instance whose mask overlaps a more relevant one with IoU > this; 1 keeps',
+    )  # fmt: skip
     parser.add_argument('--max-samples', type=int, default=None, help='first N sentences/split')
     parser.add_argument('--examples', type=int, default=12, help='overlays per split')
     parser.add_argument('--out', default='reports/eval', help='report folder')
@@ -125,6 +129,7 @@ def run(args) -> int:
         mask=args.mask_threshold,
         no_target=args.no_target_threshold,
         max_instances=args.max_instances,
+        duplicate_iou=args.duplicate_iou,
     )
     data_cfg = DataConfig(root=args.data, format=args.format)
     image_root = args.image_root or os.path.join(args.data, 'images')

@@ -32,6 +32,10 @@ def add_arguments(parser):
     parser.add_argument('--mask', type=float, default=0.5, help='mask probability threshold')
     parser.add_argument('--no-target', type=float, default=0.5, help='no-target threshold')
     parser.add_argument('--max-instances', type=int, default=10)
+    parser.add_argument(
+        '--duplicate-iou', type=float, default=0.5,
+        help='drop an instance whose mask overlaps a more relevant one with IoU > this; 1 keeps',
+    )  # fmt: skip
     parser.add_argument('--json', action='store_true', help='print one JSON object')
 
 
@@ -84,6 +88,7 @@ def run(args) -> int:
         mask=args.mask,
         no_target=args.no_target,
         max_instances=args.max_instances,
+        duplicate_iou=args.duplicate_iou,
     )
     predictor = Predictor.from_model_dir(
         args.model, backend=args.backend, device=args.device, thresholds=thresholds
