@@ -95,6 +95,5 @@ def test_shipped_model_text_stream():
     from poa_gres_ros.modeling import load_model
 
     model = load_model(SHIPPED)
-    if not model.config.decoder.text_norm:
-        pytest.skip('the shipped model predates the text-stream fix')
+    assert model.config.decoder.text_norm, 'the shipped model predates the text-stream fix'
     _assert_text_stays_text(text_stream_cosines(model), 'shipped')
