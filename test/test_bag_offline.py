@@ -308,9 +308,10 @@ def test_topic_map_and_live_matching_rules():
         with pytest.raises(ValueError, match='--topic'):
             parse_topic_map(bad)
 
-    class Msg:  # the two fields matching reads
-        def __init__(self, ns):
+    class Msg:  # the fields matching reads
+        def __init__(self, ns, inference_ms=10.0):
             self.header = type('H', (), {'stamp': M.time_msg(ns)})()
+            self.inference_time_ms = inference_ms
 
     stamps = {0: 100, 1: 200, 2: 100, 3: 200}  # a loop: frames 2, 3 repeat the stamps of 0, 1
     published = [(0, 0.0), (1, 0.1), (2, 1.0), (3, 1.1)]
@@ -318,3 +319,9 @@ def test_topic_map_and_live_matching_rules():
     matched, unmatched = match_outputs(published, outputs, stamps)
     assert [(i, t) for i, t, _ in matched] == [(0, 0.05), (2, 1.05), (3, 1.3)]
     assert unmatched == 1  # stamp 300 was never published
+    # frame 1's result took 1.2 s to compute: it arrives after frame 3 (same stamp) was
+    # published, but began before it, so it is frame 1's; frame 3's own result comes later
+    outputs = [(0.05, Msg(100)), (1.05, Msg(100)), (1.3, Msg(200, 1200.0)), (1.5, Msg(200))]
+    matched, unmatched = match_outputs(published, outputs, stamps)
+    assert [(i, t) for i, t, _ in matched] == [(0, 0.05), (2, 1.05), (1, 1.3), (3, 1.5)]
+    assert unmatched == 0

@@ -2,10 +2,13 @@
 which instruction each result was bound to (no rclpy; the ROS side is ``ros/bag_player.py``).
 
 Matching (``bag.timeline`` rule 4): results are taken in arrival order; a result with header
-stamp s belongs to the latest frame published with stamp s before the result arrived that has
-no result yet. A bag that loops (stamps repeat) therefore matches each result to its own loop,
-and a result whose stamp was never published (another publisher on the image topic) is
-counted as unmatched.
+stamp s belongs to the latest frame published with stamp s, with no result yet, that was
+published before the node began the result's inference (arrival - the result's
+``inference_time_ms``: a frame is received before its inference starts). A bag that loops
+(stamps repeat) therefore matches each result to its own loop, even a result of the first
+pass that took longer than a loop to compute (it cannot belong to a frame published while it
+was being computed); a result whose stamp was never published (another publisher on the
+image topic) is counted as unmatched.
 
 Binding: the frame's expected instruction is the one active at it in the bag (rule 2). A
 result is *bound to the wrong instruction* when its ``instruction`` text differs from the
@@ -106,10 +109,11 @@ def match_outputs(published, outputs, stamps: dict[int, int]):
         pending.setdefault(stamps[idx], []).append((t, idx))
     matched, unmatched, taken = [], 0, set()
     for arrival, msg in sorted(outputs, key=lambda o: o[0]):
+        started = arrival - max(float(msg.inference_time_ms), 0.0) / 1e3
         cands = [
             (t, i)
             for t, i in pending.get(R.stamp_ns(msg.header.stamp), ())
-            if t <= arrival and i not in taken
+            if t <= started and i not in taken
         ]
         if not cands:
             unmatched += 1

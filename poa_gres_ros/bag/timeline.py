@@ -24,7 +24,8 @@ Rules (what "the instruction active at an image" and "its ground truth" mean):
    stamp that is nearest in bag order (ties: the later message), so in a looped recording
    each loop's image gets its own loop's ground truth.
 4. Live replay matches results by header stamp in the same spirit: a result belongs to the
-   latest published image with that stamp that has no result yet (``bag.live_eval``).
+   latest published image with that stamp that has no result yet and was published before
+   the result's inference began (``bag.live_eval``).
 5. Depth (offline replay): a frame takes the depth image of the nearest header stamp within
    ``depth_tolerance_s`` (nearest in bag order among equal stamps), as the node does, and the
    newest CameraInfo logged before that depth image; ground-truth object poses pair like
