@@ -166,6 +166,8 @@ def test_demo_script_end_to_end(model, tmp_path):  # noqa: F811
         assert text in res.stdout, text
     report = json.loads((out / 'report.json').read_text())
     assert report['bag']['frames'] == 240 and report['bag']['instructions'] == 6
+    assert sorted(p.name for p in bag.iterdir()) == ['demo_bag.mcap', 'metadata.yaml']
+    assert not (bag.parent / '.demo_bag.partial').exists()
     assert {r['expr_type'] for r in report['per_instruction']} == {'single', 'multi', 'no_target'}
     assert report['live']['drops']['answered'] > 0
     # Under /clock the node binds each image to the instruction current at its header stamp

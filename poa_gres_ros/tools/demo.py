@@ -68,8 +68,9 @@ def add_arguments(parser):
 def ensure_bag(path: Path, workers: int, regenerate: bool = False) -> tuple[bool, float]:
     """Render the demo bag into ``path`` unless an identical one is there.
 
-    Written to ``<path>.partial`` first and renamed when complete, so an interrupted run
-    never leaves a half bag behind. Returns (rendered?, seconds).
+    Written to ``.<name>.partial/<name>`` beside it first (the bag's file is named after its
+    folder: ``<name>.mcap``) and moved into place when complete, so an interrupted run never
+    leaves a half bag behind. Returns (rendered?, seconds).
     """
     from poa_gres_ros.bag.make_bag import make_bag, read_spec
 
@@ -77,12 +78,17 @@ def ensure_bag(path: Path, workers: int, regenerate: bool = False) -> tuple[bool
     if not regenerate and read_spec(path) == asdict(spec):
         return False, 0.0
     t0 = time.perf_counter()
-    tmp = path.with_name(path.name + '.partial')
+    staging = path.with_name(f'.{path.name}.partial')
+    tmp = staging / path.name
     print(f'[demo] rendering the demo bag into {path} (24 s of 10 Hz camera, 3 scenes)')
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
     make_bag(tmp, spec, workers=workers, force=True, progress=True)
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
+    staging.rmdir()
     return True, time.perf_counter() - t0
 
 
