@@ -67,8 +67,8 @@ class GresNodeHealth:
             problems.append(Q.mismatch_report(self, sub.topic_name, qos))
         problems = [p for p in problems if p]
         self._qos_problem = '; '.join(problems) or None
-        for problem in problems:
-            self._log_throttled(f'qos:{problem[:40]}', f'QoS mismatch: {problem}', warn=True)
+        for problem in problems:  # keyed by the whole text: a publisher named later is new
+            self._log_throttled(f'qos:{problem}', f'QoS mismatch: {problem}', warn=True)
 
     def _log_throttled(self, key: str, text: str, warn: bool = False) -> None:
         ok, suppressed = self._throttle.ready(key)

@@ -104,6 +104,8 @@ def mismatch_report(node, topic: str, sub_qos: QoSProfile) -> str | None:
         if compat != QoSCompatibility.ERROR:
             return None
         who = f'{info.node_namespace.rstrip("/")}/{info.node_name}'
+        if info.node_name == '_NODE_NAME_UNKNOWN_':  # its node is not discovered (yet)
+            who = 'a publisher of a node not yet discovered (or not a ROS node)'
         reasons.append(f'{who} ({_policy_names(info.qos_profile)}): {reason.strip()}')
     return (
         f'{topic} has {len(infos)} publisher(s) but none matches this subscription '
