@@ -23,6 +23,7 @@ from rclpy.exceptions import InvalidHandle
 from std_msgs.msg import Bool, String
 
 from poa_gres_ros.conversions.image_msgs import ImageConversionError
+from poa_gres_ros.conversions.result_msgs import stamp_ns
 from poa_gres_ros.core.visualize import draw_overlay
 from poa_gres_ros.ros import geometry_viz
 from poa_gres_ros.ros.frame_processor import Frame, FrameProcessor
@@ -39,10 +40,7 @@ class GresNodeFrames:
     def _on_clock(self, msg, info) -> None:
         """use_sim_time: a /clock message and when the middleware received it."""
         try:
-            t = msg.clock
-            self._clock_receipts.observe(
-                info.get('received_timestamp', 0), t.sec * 1_000_000_000 + t.nanosec
-            )
+            self._clock_receipts.observe(info.get('received_timestamp', 0), stamp_ns(msg.clock))
         except Exception as exc:  # boundary: keep the executor alive
             self._log_throttled('clock', f'/clock callback failed: {exc!r}')
 
@@ -95,7 +93,7 @@ class GresNodeFrames:
             self.stats.count('received')
             stamp = msg.header.stamp
             binding = self.instructions.bind_image(  # the node clock is read under its lock
-                None, stamp.sec * 1_000_000_000 + stamp.nanosec,
+                None, stamp_ns(stamp),
                 self.get_clock().ros_time_is_active,
             )  # fmt: skip
             self._notices.note(binding, self._settings.stamp_tolerance_s)
@@ -151,7 +149,7 @@ class GresNodeFrames:
         depth = self._depth
         if depth is not None:
             stamp = frame.msg.header.stamp
-            depth.begin(stamp.sec * 1_000_000_000 + stamp.nanosec, settings.depth_tolerance_s)
+            depth.begin(stamp_ns(stamp), settings.depth_tolerance_s)
         try:
             out = processor.run(frame, settings.thresholds)
         except ImageConversionError as exc:
