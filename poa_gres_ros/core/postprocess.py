@@ -259,10 +259,11 @@ def _one(logits, merged, attention, relevance, nt_prob, size_hw, thr, cut, tok, 
     empty = GresPrediction([], np.zeros((h, w), bool), True, nt_prob, text)
     if nt_prob > thr.no_target:
         return empty
-    keep = select_queries(relevance, thr, cap=thr.duplicate_iou >= 1.0)
+    keep = select_queries(relevance, thr, cap=False)
     if thr.duplicate_iou < 1.0 and keep.size > 1:
         small = _rows(logits, keep) > np.float32(cut)  # (K, h, w) stride-4 masks
-        keep = keep[suppress_duplicates(small, thr.duplicate_iou)][: thr.max_instances]
+        keep = keep[suppress_duplicates(small, thr.duplicate_iou)]
+    keep = keep[: thr.max_instances]
     if keep.size == 0:
         return empty
     if use_torch:
