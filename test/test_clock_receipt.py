@@ -68,3 +68,20 @@ def test_the_rate_is_measured_after_a_clock_jump_back(jump_ms):
     assert m.to_clock(T0 + 510 * MS) == BAG + (jump_ms + 10) * MS  # one message after: rate 1
     m.observe(T0 + 525 * MS, BAG + (jump_ms + 50) * MS)  # replayed at 2x after the jump
     assert m.to_clock(T0 + 535 * MS) == BAG + (jump_ms + 70) * MS  # rate from after the jump
+
+
+def test_a_clock_set_forwards_in_one_step_is_no_replay_rate():
+    """A clock published at 1001 s, then set to 1003 s and repeated (as a test or a paused
+    player does): an instruction received just after is at 1003 s, not extrapolated at the
+    2 s-per-step 'rate' of the jump."""
+    m = ClockReceiptMap()
+    for k in range(30):  # 1001 s repeated every 10 ms
+        m.observe(T0 + k * 10 * MS, BAG + 1001 * 1000 * MS)
+    for k in range(30, 50):  # then 1003 s repeated
+        m.observe(T0 + k * 10 * MS, BAG + 1003 * 1000 * MS)
+    assert m.to_clock(T0 + 495 * MS) == BAG + 1003 * 1000 * MS
+    jittery = ClockReceiptMap()  # a rate-1 player whose messages sometimes arrive in pairs
+    for k in range(40):
+        received = T0 + k * 25 * MS + (24 * MS if k % 5 == 0 else 0)
+        jittery.observe(received, BAG + k * 25 * MS)
+    assert jittery.to_clock(T0 + 985 * MS) == BAG + 985 * MS

@@ -9,9 +9,10 @@ that clock to ``/clock`` through the reception stamps of the ``/clock`` messages
 (a bag player publishes ``/clock`` with each message and every 25-40 ms in between).
 
 ``to_clock(r)`` takes the newest ``/clock`` message received at or before ``r`` and adds the
-system time elapsed since, scaled by the replay rate measured over the last second of
-``/clock`` messages since any jump back (0 while paused); it never passes a ``/clock`` value
-received after ``r``.
+system time elapsed since, scaled by the replay rate: the median rate between consecutive
+``/clock`` messages over the last second since any jump back (0 while paused or while the
+same value is repeated, and a clock set forwards in one step is a jump, not a rate); it never
+passes a ``/clock`` value received after ``r``.
 It answers None (the caller uses its callback time) when no ``/clock`` message came before
 ``r`` or the newest one is more than ``MAX_EXTRAPOLATION_S`` older (a stopped clock).
 
@@ -86,10 +87,14 @@ class ClockReceiptMap:
             j = i  # back over the window while /clock went forwards (not across a jump back)
             while j > 0 and self._received[j - 1] >= start and self._clock[j - 1] <= self._clock[j]:
                 j -= 1
-            rate = 1.0
-            if t_i - self._received[j] > 0:
-                rate = (c_i - self._clock[j]) / (t_i - self._received[j])
-                rate = min(max(rate, 0.0), MAX_RATE)
+            rates = sorted(
+                (self._clock[k + 1] - self._clock[k]) / dt
+                for k in range(j, i)
+                if (dt := self._received[k + 1] - self._received[k]) > 0
+            )
+            # The median step rate: a clock set forwards in one step (a jump, not a rate) or
+            # two messages taken in one batch move the mean, not the median.
+            rate = min(max(rates[(len(rates) - 1) // 2], 0.0), MAX_RATE) if rates else 1.0
             estimate = c_i + int(elapsed * rate)
             if i + 1 < len(self._received):  # a /clock received later bounds it
                 estimate = min(estimate, max(c_i, self._clock[i + 1]))
