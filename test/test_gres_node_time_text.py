@@ -226,6 +226,36 @@ def test_live_instruction_time_is_when_the_middleware_received_it(ros_node, tiny
         held.close()
 
 
+def test_instructions_sent_while_the_executor_is_held_are_all_kept(ros_node, tiny_model):  # noqa: F811
+    """Two instructions reach the middleware while the node's executor is held (a loaded
+    machine): both are taken in order when it runs again, and a frame captured between them
+    is answered with the first, not with a neighbour (a depth-1 queue keeps only the last)."""
+    import time
+
+    held = HeldNode(ros_node, tiny_model, '/rx_queue', stamp_tolerance_s=10.0)
+    node = held.node
+    try:
+        assert held.run_until(lambda: held.image_pub.get_subscription_count() >= 1
+                              and held.instr_pub.get_subscription_count() >= 1)  # fmt: skip
+        held.instruct('the red mug')
+        assert held.run_until(lambda: node.instructions.current() is not None, 30)
+        mug = node.instructions.current()
+        cup_sent = time.time_ns()
+        held.instruct('the blue cup')
+        time.sleep(1.0)  # held: neither callback runs
+        bowl_sent = time.time_ns()
+        held.instruct('the green bowl')
+        time.sleep(1.0)
+        assert held.run_until(lambda: node.instructions.current().text == 'the green bowl', 30)
+        assert node.instructions.current().id == mug.id + 2  # the cup was taken, not replaced
+        between = held.answer((cup_sent + bowl_sent) // 2)
+        assert (between.instruction, between.instruction_id) == ('the blue cup', mug.id + 1)
+        last = held.answer(bowl_sent + 500_000_000)
+        assert (last.instruction, last.instruction_id) == ('the green bowl', mug.id + 2)
+    finally:
+        held.close()
+
+
 def test_sim_instruction_time_is_the_clock_when_the_middleware_received_it(ros_node, tiny_model):  # noqa: F811
     """Under use_sim_time (a bag played with /clock): the node's executor is held while /clock
     runs on from 20.0 s to 23.0 s after an instruction that was published at /clock 20.0 s,

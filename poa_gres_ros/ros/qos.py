@@ -47,13 +47,16 @@ def image_qos(name: str) -> QoSProfile:
     )
 
 
-# /instruction: reliable + transient local, depth 1: a node started (or restarted) after the
+# /instruction: reliable + transient local: a node started (or restarted) after the
 # instruction was published still gets it from a publisher that is alive, e.g.
 # `ros2 topic pub /instruction std_msgs/String "data: the red mug"` (reliable, transient
-# local by default).
+# local by default). Depth 10, not 1: instructions that arrive while the node's executor is
+# busy wait in the queue instead of replacing each other, so frames captured under each one
+# are still answered with it (docs/binding.md). A late joiner gets up to the publisher's
+# depth of past instructions at once, in order; the last one is current.
 INSTRUCTION_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
-    depth=1,
+    depth=10,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
