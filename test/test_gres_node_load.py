@@ -124,10 +124,12 @@ def test_ctrl_c_while_the_model_loads_exits_at_once(ros_node, spawn, slow_model)
 def test_repeated_sigint_and_sigterm_during_shutdown_exit_0(ros_node, spawn, slow_model):
     """``timeout -s INT ros2 launch`` signals the node twice (the group, then launch), and a
     supervisor may follow with SIGTERM: while a slow frame is in flight, SIGINT, SIGINT,
-    SIGTERM, SIGINT end the process with status 0 and no traceback."""
+    SIGTERM, SIGINT end the process with status 0 and no traceback, and the node leaves the
+    other processes' view of the graph at once, not after the 20 s DDS lease (a lifecycle
+    node's state machine must be released with it)."""
     import signal
 
-    proc = start_gres(spawn, slow_model, *KEEP_ALL)
+    proc = start_gres(spawn, slow_model, *KEEP_ALL, node_name='gres_signalled')
     probe = Probe(ros_node)
     try:
         probe.instruct('the red mug')
@@ -140,8 +142,10 @@ def test_repeated_sigint_and_sigterm_during_shutdown_exit_0(ros_node, spawn, slo
             proc.popen.send_signal(sig)
             time.sleep(0.03)
         rc = proc.popen.wait(15)
+        left = spin_until(ros_node, lambda: 'gres_signalled' not in ros_node.get_node_names(), 5)
     finally:
         probe.close()
     log = proc.log()
     assert rc == 0, log[-3000:]
     assert 'Traceback' not in log and 'KeyboardInterrupt' not in log, log[-3000:]
+    assert left, 'gres_signalled still in the graph 5 s after it exited'

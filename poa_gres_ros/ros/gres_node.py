@@ -63,7 +63,10 @@ from poa_gres_ros.ros.instruction_state import InstructionState
 from poa_gres_ros.ros.node_params import declare_all
 from poa_gres_ros.ros.node_stats import KeyedThrottle, LatestSlot, NodeStats
 from poa_gres_ros.ros.predictor_loading import freeze_heap, load_predictor, unfreeze_heap
-from poa_gres_ros.ros.process_exit import ignore_further_signals
+from poa_gres_ros.ros.process_exit import (
+    ignore_further_signals,
+    release_lifecycle_state_machine,
+)
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
@@ -275,6 +278,10 @@ class GresNode(GresNodeFrames, GresNodeHealth, LifecycleNode):
         if self._wake is not None:
             self.destroy_guard_condition(self._wake)
             self._wake = None
+
+    def destroy_node(self) -> None:
+        super().destroy_node()
+        release_lifecycle_state_machine(self)  # leave the graph now, not after the lease
 
     def release(self) -> None:
         """Stop processing and destroy every publisher, subscription and timer (idempotent;

@@ -43,7 +43,10 @@ from std_msgs.msg import String
 
 from poa_gres_ros.msg import AudioData
 from poa_gres_ros.ros.log_text import short_text
-from poa_gres_ros.ros.process_exit import ignore_further_signals
+from poa_gres_ros.ros.process_exit import (
+    ignore_further_signals,
+    release_lifecycle_state_machine,
+)
 from poa_gres_ros.ros.speech_params import declare_speech_params, dynamic_update
 from poa_gres_ros.speech.audio import TARGET_RATE_HZ, read_wav_mono_16k
 from poa_gres_ros.speech.pipeline import PipelineStats, SpeechEvent, SpeechPipeline
@@ -362,6 +365,7 @@ class SpeechNode(LifecycleNode):
     def destroy_node(self) -> None:
         self.release()
         super().destroy_node()
+        release_lifecycle_state_machine(self)  # leave the graph now, not after the lease
 
 
 def main(args=None) -> int:
