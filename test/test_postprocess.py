@@ -268,3 +268,34 @@ def test_evaluation_and_the_predictor_give_the_same_answers(tiny_eval, relevance
     else:  # the untrained model's best relevance per sentence lies in 0.454-0.480, so
         # at 0.465 some sentences keep no query and become no-target
         assert {nt for nt, _ in kinds} == {True, False}
+
+
+def test_one_pass_for_several_thresholds_equals_one_evaluation_each(tiny_eval):
+    """``evaluate_thresholds`` post-processes one network pass per set of thresholds: each
+    result equals ``evaluate_dataset`` with that set alone, and calibration, which uses it
+    for all relevance candidates, equals the per-candidate no-target calibration."""
+    import json
+
+    from poa_gres_ros.training.calibrate import calibrate, calibrate_no_target
+    from poa_gres_ros.training.evaluate import evaluate_dataset, evaluate_thresholds
+
+    _, model, ds = tiny_eval
+    sets = [Thresholds(relevance=0.3, duplicate_iou=1.0), Thresholds(relevance=0.465),
+            Thresholds(relevance=0.465, no_target=1.0)]  # fmt: skip
+    together = evaluate_thresholds(model, ds, sets, batch_size=4, eval_size='source')
+    for thr, res in zip(sets, together):
+        alone = evaluate_dataset(model, ds, thr, batch_size=4, eval_size='source')
+        assert json.dumps(res.summary, sort_keys=True) == json.dumps(alone.summary, sort_keys=True)
+        assert res.samples == alone.samples
+    assert [s['num_pred'] for s in together[0].samples] != [
+        s['num_pred'] for s in together[1].samples
+    ]  # the sets do give different answers
+    candidates = (0.3, 0.465, 0.6)
+    cal = calibrate(model, ds, relevance_candidates=candidates, batch_size=4)
+    for r in candidates:
+        one = calibrate_no_target(model, ds, Thresholds(relevance=r), batch_size=4)
+        assert cal.giou_per_relevance[r] == one.giou
+        if r == cal.relevance_threshold:
+            assert cal.no_target == one
+    with pytest.raises(ValueError):
+        evaluate_thresholds(model, ds, [])

@@ -15,11 +15,12 @@ The relevance head is trained with a binary cross-entropy against "this query's 
 referred", and early in training its probabilities rarely reach 0.5, so the product's 0.5
 relevance threshold keeps no instance and every answer becomes no-target. ``calibrate``
 therefore also chooses the relevance threshold r: for every r in ``RELEVANCE_CANDIDATES`` it
-runs the no-target calibration above with that r and keeps the pair with the highest gIoU
-(ties: r closest to 0.5). ``apply_calibration`` stores ``-logit(r)`` in
-``heads.relevance_offset`` (added to the reported relevance logit only, see ``HeadConfig`` in
-core/model_sections.py) and shifts the no-target bias. Both compose: calibrating a calibrated
-model again moves nothing when the optimum stays where it is.
+runs the no-target calibration above with that r (one pass of the network serves all of
+them) and keeps the pair with the highest gIoU (ties: r closest to 0.5).
+``apply_calibration`` stores ``-logit(r)`` in ``heads.relevance_offset`` (added to the
+reported relevance logit only, see ``HeadConfig`` in core/model_sections.py) and shifts the
+no-target bias. Both compose: calibrating a calibrated model again moves nothing when the
+optimum stays where it is.
 """
 
 from __future__ import annotations
@@ -104,13 +105,14 @@ def calibrate_no_target(
 
     base = thresholds or Thresholds()
     res = evaluate_dataset(
-        model,
-        dataset,
-        replace(base, no_target=1.0),
-        batch_size=batch_size,
-        device=device,
+        model, dataset, replace(base, no_target=1.0), batch_size=batch_size, device=device,
         eval_size='input',
-    )
+    )  # fmt: skip
+    return _no_target_calibration(res, dataset)
+
+
+def _no_target_calibration(res, dataset) -> NoTargetCalibration:
+    """The no-target calibration from an evaluation with the no-target head switched off."""
     recs = dataset.records
     nt_prob = np.array([s['no_target_prob'] for s in res.samples])
     gt_nt = np.array([recs[s['index']].no_target for s in res.samples])
@@ -161,18 +163,25 @@ def calibrate(
 ) -> Calibration:
     """Choose the relevance and no-target thresholds on ``dataset`` (a validation split).
 
-    One evaluation of the split per relevance candidate (about 13 x the time of evaluating
-    it once). The model is not changed; see :func:`apply_calibration`.
+    One pass of the network over the split; its outputs are post-processed once per
+    relevance candidate (``evaluate_thresholds``), so the result equals
+    :func:`calibrate_no_target` run once per candidate. The model is not changed; see
+    :func:`apply_calibration`.
 
     Raises:
         ValueError: no relevance candidates, or a candidate outside (0, 1).
     """
+    from poa_gres_ros.training.evaluate import evaluate_thresholds
+
     if not relevance_candidates or not all(0 < r < 1 for r in relevance_candidates):
         raise ValueError(f'relevance candidates must lie in (0, 1): {relevance_candidates}')
     base = thresholds or Thresholds()
+    evaluations = evaluate_thresholds(
+        model, dataset, [replace(base, relevance=r, no_target=1.0) for r in relevance_candidates],
+        batch_size=batch_size, device=device, eval_size='input',
+    )  # fmt: skip
     results = {
-        r: calibrate_no_target(model, dataset, replace(base, relevance=r), batch_size, device)
-        for r in relevance_candidates
+        r: _no_target_calibration(res, dataset) for r, res in zip(relevance_candidates, evaluations)
     }
     best = max(results, key=lambda r: (round(results[r].giou, 9), -abs(r - 0.5)))
     return Calibration(

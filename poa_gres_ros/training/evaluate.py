@@ -19,6 +19,7 @@ the GT rasterised there (ReLA's protocol: 480 x 480 for gRefCOCO, comparable num
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,12 +150,41 @@ def evaluate_dataset(
     Raises:
         ValueError: an unknown ``eval_size``.
     """
+    return evaluate_thresholds(
+        model, dataset, [thresholds or Thresholds()], batch_size, device, eval_size,
+        keep_examples, progress, num_workers,
+    )[0]  # fmt: skip
+
+
+@torch.no_grad()
+def evaluate_thresholds(
+    model,
+    dataset,
+    thresholds: Sequence[Thresholds],
+    batch_size: int = 8,
+    device: str | torch.device = 'cpu',
+    eval_size: str | tuple[int, int] = 'input',
+    keep_examples: int = 0,
+    progress: bool = False,
+    num_workers: int = 0,
+) -> list[EvalResult]:
+    """:func:`evaluate_dataset` for several sets of post-processing thresholds at the cost of
+    one pass of the network: every batch's model output is post-processed once per set.
+    Used by calibration (training/calibrate.py), which compares many thresholds.
+
+    Returns:
+        one :class:`EvalResult` per entry of ``thresholds``, in order; each equals
+        ``evaluate_dataset`` with that set.
+    Raises:
+        ValueError: an unknown ``eval_size`` or no thresholds.
+    """
     if not (
         eval_size in ('input', 'source')
         or (isinstance(eval_size, tuple | list) and len(eval_size) == 2)
     ):
         raise ValueError(f"eval_size must be 'input', 'source' or (H, W), got {eval_size!r}")
-    thresholds = thresholds or Thresholds()
+    if not thresholds:
+        raise ValueError('evaluate_thresholds needs at least one set of thresholds')
     was_training = model.training
     model.eval()
     n = len(dataset)
@@ -164,8 +194,7 @@ def evaluate_dataset(
         else set()
     )
     is_refzom = any(r.source in ('zero', 'one', 'many') for r in dataset.records)
-    gres, zom, inst = GresEvaluator(), RefZomEvaluator(), InstanceEvaluator()
-    samples, examples = [], []
+    counts = [_Counts() for _ in thresholds]
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -188,38 +217,59 @@ def evaluate_dataset(
         tokens = _tokens(
             model.tokenizer, max_tokens, [r.sentence for r in records], batch['input_ids']
         )
-        preds = postprocess(out, sizes, thresholds, tokens)
-        for j, (idx, rec, pred) in enumerate(zip(indices, records, preds)):
-            gt_inst = _gt_at(dataset, idx, eval_size, batch['gt_masks'][j])
-            gt = gt_inst.any(axis=0) if gt_inst.shape[0] else np.zeros(sizes[j], bool)
-            k = 2 if rec.expr_type == 'multi' else 1  # the record's type (crowd-independent)
-            res = gres.add(pred.final_mask, gt, pred.no_target, rec.no_target, k)
-            if is_refzom:
-                zom.add(pred.final_mask, gt, rec.source)
-            ir = inst.add(
-                [i.mask for i in pred.instances],
-                gt_inst.reshape(-1, *sizes[j]),
-                res.expr_type,
-                [i.phrase for i in pred.instances],
-                gt_phrases(rec),
-            )
-            samples.append(
-                {
-                    'index': idx,
-                    'sentence': rec.sentence,
-                    'expr_type': rec.expr_type,
-                    'outcome': res.outcome,
-                    'iou': res.iou,
-                    'no_target_prob': pred.no_target_prob,
-                    'pred_no_target': pred.no_target,
-                    'num_pred': ir.num_pred,
-                    'num_gt': ir.num_gt,
-                    'num_matched': ir.num_matched,
-                }
-            )
-            if idx in keep:
-                examples.append((idx, pred, gt))
+        gts = [
+            _gt_at(dataset, idx, eval_size, batch['gt_masks'][j]) for j, idx in enumerate(indices)
+        ]
+        for thr, c in zip(thresholds, counts):
+            preds = postprocess(out, sizes, thr, tokens)
+            for idx, rec, pred, gt_inst, size in zip(indices, records, preds, gts, sizes):
+                c.add(idx, rec, pred, gt_inst, size, is_refzom, idx in keep)
     model.train(was_training)
     desc = eval_size if isinstance(eval_size, str) else f'{eval_size[0]}x{eval_size[1]}'
-    summary = merge_summaries(gres.summary(), inst.summary())
-    return EvalResult(summary, zom.summary() if is_refzom else None, samples, examples, desc)
+    return [c.result(is_refzom, desc) for c in counts]
+
+
+@dataclass
+class _Counts:
+    """The metric accumulators and per-sample rows of one set of thresholds."""
+
+    gres: GresEvaluator = field(default_factory=GresEvaluator)
+    zom: RefZomEvaluator = field(default_factory=RefZomEvaluator)
+    inst: InstanceEvaluator = field(default_factory=InstanceEvaluator)
+    samples: list = field(default_factory=list)
+    examples: list = field(default_factory=list)
+
+    def add(self, idx, rec, pred, gt_inst, size, is_refzom: bool, keep: bool) -> None:
+        gt = gt_inst.any(axis=0) if gt_inst.shape[0] else np.zeros(size, bool)
+        k = 2 if rec.expr_type == 'multi' else 1  # the record's type (crowd-independent)
+        res = self.gres.add(pred.final_mask, gt, pred.no_target, rec.no_target, k)
+        if is_refzom:
+            self.zom.add(pred.final_mask, gt, rec.source)
+        ir = self.inst.add(
+            [i.mask for i in pred.instances],
+            gt_inst.reshape(-1, *size),
+            res.expr_type,
+            [i.phrase for i in pred.instances],
+            gt_phrases(rec),
+        )
+        self.samples.append(
+            {
+                'index': idx,
+                'sentence': rec.sentence,
+                'expr_type': rec.expr_type,
+                'outcome': res.outcome,
+                'iou': res.iou,
+                'no_target_prob': pred.no_target_prob,
+                'pred_no_target': pred.no_target,
+                'num_pred': ir.num_pred,
+                'num_gt': ir.num_gt,
+                'num_matched': ir.num_matched,
+            }
+        )
+        if keep:
+            self.examples.append((idx, pred, gt))
+
+    def result(self, is_refzom: bool, desc: str) -> EvalResult:
+        summary = merge_summaries(self.gres.summary(), self.inst.summary())
+        zom = self.zom.summary() if is_refzom else None
+        return EvalResult(summary, zom, self.samples, self.examples, desc)
