@@ -117,3 +117,27 @@ def test_draw_overlay_colours_instances():
     with pytest.raises(ValueError, match='prediction masks'):
         draw_overlay(np.zeros((10, 10, 3), np.uint8), _prediction())
     assert ascii_label('café 杯') == 'cafe ?'
+
+
+def test_segment_and_eval_take_the_node_parameter_names_for_thresholds():
+    """Both verbs spell the post-processing options like the node parameters, default to the
+    node's Thresholds(), and segment's short spellings still work."""
+    from poa_gres_ros.core.thresholds import Thresholds
+    from poa_gres_ros.tools.cli import build_parser
+    from poa_gres_ros.tools.threshold_args import thresholds_from_args
+
+    parser = build_parser()
+    node_names = ['--relevance-threshold', '0.3', '--mask-threshold', '0.4',
+                  '--no-target-threshold', '0.6', '--max-instances', '3',
+                  '--duplicate-iou-threshold', '0.7']  # fmt: skip
+    want = Thresholds(relevance=0.3, mask=0.4, no_target=0.6, max_instances=3, duplicate_iou=0.7)
+    seg = ['segment', '--model', 'm', '--image', 'i.png', '--text', 't']
+    ev = ['eval', '--model', 'm', '--data', 'd', '--split', 'val']
+    assert thresholds_from_args(parser.parse_args([*seg, *node_names])) == want
+    assert thresholds_from_args(parser.parse_args([*ev, *node_names])) == want
+    short = ['--relevance', '0.3', '--mask', '0.4', '--no-target', '0.6', '--max-instances', '3',
+             '--duplicate-iou', '0.7']  # fmt: skip
+    assert thresholds_from_args(parser.parse_args([*seg, *short])) == want
+    assert thresholds_from_args(parser.parse_args(seg)) == Thresholds()
+    with pytest.raises(ValueError, match='relevance'):
+        thresholds_from_args(parser.parse_args([*ev, '--relevance-threshold', '1.5']))

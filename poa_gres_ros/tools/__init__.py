@@ -10,4 +10,5 @@
 - ``replay``: offline or live bag replay with a report.
 - ``node``: start the nodes like the launch file.
 - ``demo``: the end-to-end demo of ``make demo``.
+- ``threshold_args``: the post-processing options of ``segment`` and ``eval`` (not a verb).
 """

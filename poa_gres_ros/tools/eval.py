@@ -15,6 +15,8 @@ per split and per expression type; Ref-ZOM oIoU, mIoU, Acc.
 
 from __future__ import annotations
 
+from poa_gres_ros.tools.threshold_args import add_threshold_arguments, thresholds_from_args
+
 VERB = 'eval'
 HELP = 'evaluate a model on dataset splits (cIoU, gIoU, N-acc, T-acc; JSON + Markdown report)'
 
@@ -34,14 +36,7 @@ def add_arguments(parser):
     )
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:1'")
-    parser.add_argument('--relevance-threshold', type=float, default=0.5)
-    parser.add_argument('--mask-threshold', type=float, default=0.5)
-    parser.add_argument('--no-target-threshold', type=float, default=0.5)
-    parser.add_argument('--max-instances', type=int, default=10)
-    parser.add_argument(
-        '--duplicate-iou', type=float, default=0.5,
-        help='drop an instance whose mask overlaps a more relevant one with IoU > this; 1 keeps',
-    )  # fmt: skip
+    add_threshold_arguments(parser)
     parser.add_argument('--max-samples', type=int, default=None, help='first N sentences/split')
     parser.add_argument('--examples', type=int, default=12, help='overlays per split')
     parser.add_argument('--out', default='reports/eval', help='report folder')
@@ -112,7 +107,6 @@ def run(args) -> int:
 
     from poa_gres_ros.core.instance_metrics import summary_line
     from poa_gres_ros.core.metrics import METRIC_KEYS
-    from poa_gres_ros.core.thresholds import Thresholds
     from poa_gres_ros.training.config import DataConfig
     from poa_gres_ros.training.evaluate import evaluate_dataset
     from poa_gres_ros.training.report import write_report
@@ -124,13 +118,7 @@ def run(args) -> int:
     if device == 'auto':
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
     model, model_path = _load_model(args.model, device)
-    thresholds = Thresholds(
-        relevance=args.relevance_threshold,
-        mask=args.mask_threshold,
-        no_target=args.no_target_threshold,
-        max_instances=args.max_instances,
-        duplicate_iou=args.duplicate_iou,
-    )
+    thresholds = thresholds_from_args(args)
     data_cfg = DataConfig(root=args.data, format=args.format)
     image_root = args.image_root or os.path.join(args.data, 'images')
     results, datasets = {}, {}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+from poa_gres_ros.tools.threshold_args import add_threshold_arguments, thresholds_from_args
+
 VERB = 'segment'
 HELP = 'segment the objects an instruction refers to in one image; write an overlay'
 
@@ -28,14 +30,7 @@ def add_arguments(parser):
         '--backend', default='torch', help='torch | onnxruntime | tensorrt | auto (default: torch)'
     )
     parser.add_argument('--device', default='cpu', help='cpu or cuda:N (default: cpu)')
-    parser.add_argument('--relevance', type=float, default=0.5, help='relevance threshold')
-    parser.add_argument('--mask', type=float, default=0.5, help='mask probability threshold')
-    parser.add_argument('--no-target', type=float, default=0.5, help='no-target threshold')
-    parser.add_argument('--max-instances', type=int, default=10)
-    parser.add_argument(
-        '--duplicate-iou', type=float, default=0.5,
-        help='drop an instance whose mask overlaps a more relevant one with IoU > this; 1 keeps',
-    )  # fmt: skip
+    add_threshold_arguments(parser)
     parser.add_argument('--json', action='store_true', help='print one JSON object')
 
 
@@ -78,18 +73,11 @@ def _summary(pred) -> dict:
 def run(args) -> int:
     import cv2
 
-    from poa_gres_ros.core.thresholds import Thresholds
     from poa_gres_ros.core.visualize import draw_overlay
     from poa_gres_ros.inference import Predictor
 
     image = _read_rgb(args.image)
-    thresholds = Thresholds(
-        relevance=args.relevance,
-        mask=args.mask,
-        no_target=args.no_target,
-        max_instances=args.max_instances,
-        duplicate_iou=args.duplicate_iou,
-    )
+    thresholds = thresholds_from_args(args)
     predictor = Predictor.from_model_dir(
         args.model, backend=args.backend, device=args.device, thresholds=thresholds
     )
