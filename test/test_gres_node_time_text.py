@@ -181,6 +181,15 @@ class HeldNode:
 
         self.instr_pub.publish(String(data=text))
 
+    def first_instruction(self, text: str):
+        """Wait until the node hears our publishers, send ``text`` and spin until the node
+        holds it; returns its ``Instruction``."""
+        assert self.run_until(lambda: self.image_pub.get_subscription_count() >= 1
+                              and self.instr_pub.get_subscription_count() >= 1)  # fmt: skip
+        self.instruct(text)
+        assert self.run_until(lambda: self.node.instructions.current() is not None, 30)
+        return self.node.instructions.current()
+
     def answer(self, stamp_ns: int):
         """Publish an image stamped ``stamp_ns`` and return the node's result for it."""
         self.image_pub.publish(image_msg(PIC, stamp_ns))
@@ -207,11 +216,7 @@ def test_live_instruction_time_is_when_the_middleware_received_it(ros_node, tiny
     held = HeldNode(ros_node, tiny_model, '/rx_time', stamp_tolerance_s=10.0)
     node = held.node
     try:
-        assert held.run_until(lambda: held.image_pub.get_subscription_count() >= 1
-                              and held.instr_pub.get_subscription_count() >= 1)  # fmt: skip
-        held.instruct('the red mug')
-        assert held.run_until(lambda: node.instructions.current() is not None, 30)
-        mug = node.instructions.current()
+        mug = held.first_instruction('the red mug')
         sent_ns = time.time_ns()
         held.instruct('the blue cup')
         time.sleep(3.0)  # the executor is held: the callback runs about 3 s late
@@ -235,11 +240,7 @@ def test_instructions_sent_while_the_executor_is_held_are_all_kept(ros_node, tin
     held = HeldNode(ros_node, tiny_model, '/rx_queue', stamp_tolerance_s=10.0)
     node = held.node
     try:
-        assert held.run_until(lambda: held.image_pub.get_subscription_count() >= 1
-                              and held.instr_pub.get_subscription_count() >= 1)  # fmt: skip
-        held.instruct('the red mug')
-        assert held.run_until(lambda: node.instructions.current() is not None, 30)
-        mug = node.instructions.current()
+        mug = held.first_instruction('the red mug')
         cup_sent = time.time_ns()
         held.instruct('the blue cup')
         time.sleep(1.0)  # held: neither callback runs
