@@ -71,3 +71,27 @@ def test_shipped_model_folder_is_small_and_self_describing():
     with open(SHIPPED / 'config.json') as fh:
         cfg = json.load(fh)
     assert cfg['name'] == 'tabletop'
+
+
+def test_the_readme_segment_example_finds_the_orange_lego(tmp_path, capsys, monkeypatch):
+    """The README's ``poa-gres segment`` command, run as written (plus ``--json``) on the
+    shipped sample image: the most relevant instance is the orange lego brick. Its box in the
+    dataset the image comes from (tabletop-2 test split, tabletop_test_000000_1.png) is x 277
+    to 319, y 246 to 293 px."""
+    import shlex
+
+    readme = (ROOT / 'README.md').read_text()
+    start = readme.index('poa-gres segment --model tabletop --image examples/')
+    command = readme[start : readme.index('\n', readme.index('--text', start))]
+    argv = shlex.split(command.replace('\\\n', ' '), comments=True)[1:]
+    argv[argv.index('--out') + 1] = str(tmp_path / 'overlay.png')
+    monkeypatch.chdir(ROOT)  # the README's paths are relative to the repository
+    assert cli_main([*argv, '--json']) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert not report['no_target'] and report['instances']
+    x0, y0, x1, y1 = report['instances'][0]['box_xyxy_px']
+    gx0, gy0, gx1, gy1 = 277, 246, 319, 293
+    inter = max(0, min(x1, gx1) - max(x0, gx0)) * max(0, min(y1, gy1) - max(y0, gy0))
+    union = (x1 - x0) * (y1 - y0) + (gx1 - gx0) * (gy1 - gy0) - inter
+    assert inter / union > 0.6, report['instances'][0]
+    assert (tmp_path / 'overlay.png').is_file()
