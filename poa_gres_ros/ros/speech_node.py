@@ -14,7 +14,8 @@ Topics
 Lifecycle, like gres_node: parameters are declared (and checked) at construction; configure
 loads the recogniser (Whisper or pocketsphinx) and warms it up, and creates the publishers and
 the diagnostics timer; activate starts recognition, subscribes the audio and reads
-``wav_file``; deactivate unsubscribes and stops recognition after the decode in progress;
+``wav_file`` (once a subscriber of ``instruction/spoken`` is matched, or after 5 s: the output is
+volatile); deactivate unsubscribes and stops recognition after the decode in progress;
 cleanup frees the recogniser. ``autostart`` (default true) runs configure + activate at start.
 
 Threads: the subscription callback only decodes, resamples and runs the Silero VAD (a few ms
@@ -53,6 +54,7 @@ from poa_gres_ros.speech.pipeline import PipelineStats, SpeechEvent, SpeechPipel
 from poa_gres_ros.speech.recognizers import create_recognizer
 
 OUTPUT_TOPIC = 'instruction/spoken'  # relative: a namespace prefixes it
+WAV_WAIT_FOR_SUBSCRIBER_S = 5.0  # wav_file: wait this long for a matched subscriber
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
@@ -290,6 +292,17 @@ class SpeechNode(LifecycleNode):
     # ----------------------------------------------------------------------------- WAV input
     def _play_wav(self) -> None:
         p, log = self.params, self.get_logger()
+        # The output is volatile: a result published before any subscriber is matched is lost
+        # (a grasp pipeline started at the same time, a test probe). Wait, bounded, for one.
+        deadline = time.monotonic() + WAV_WAIT_FOR_SUBSCRIBER_S
+        while self._pub is not None and self._pub.get_subscription_count() == 0:
+            if time.monotonic() > deadline:
+                wait_s = WAV_WAIT_FOR_SUBSCRIBER_S
+                log.warning(f'no subscriber on {OUTPUT_TOPIC} after {wait_s:.0f} s; reading '
+                            'wav_file anyway')  # fmt: skip
+                break
+            if self._stop.wait(0.05):
+                return
         try:
             audio = read_wav_mono_16k(p.wav_file)
         except (FileNotFoundError, ValueError) as exc:
